@@ -1,0 +1,39 @@
+# medassist — build, test and benchmark. `make test` is what CI runs.
+SHELL := /bin/bash
+NATIVE ?= $(CURDIR)/.cache/native
+export MEDASSIST_NATIVE_DIR := $(NATIVE)
+export MEDASSIST_ORT_LIB ?= $(NATIVE)/lib/libonnxruntime.so
+export CGO_ENABLED := 1
+export CGO_LDFLAGS := -L$(NATIVE)/lib
+export GOEXPERIMENT := simd
+GO ?= go
+TEST_TIMEOUT ?= 25m
+
+.PHONY: all setup build test bench lint fmt clean
+
+all: build
+
+setup: $(NATIVE)/lib/libonnxruntime.so $(NATIVE)/lib/libtokenizers.a
+
+$(NATIVE)/lib/libonnxruntime.so $(NATIVE)/lib/libtokenizers.a: scripts/setup.sh
+	@scripts/setup.sh
+
+build: setup
+	$(GO) build -o bin/medassist ./cmd/medassist
+
+test: setup
+	$(GO) vet ./...
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+bench: build
+	bench/run.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

@@ -1,0 +1,105 @@
+// Package config loads a command's typed configuration with koanf:
+// flag defaults < YAML file < MEDASSIST_* environment < flags given on the command line.
+//
+// Keys are the flag names (kebab-case). In the YAML file they live under a section named after
+// the command (serve:, train:, ...) or at the top level; in the environment a key is upper-cased
+// with '-' written as '_' and '.' as '__' (MEDASSIST_MAX_NEW_TOKENS, MEDASSIST_GUARD__MAX_CHARS).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+)
+
+// EnvPrefix is the prefix of environment variables that configure medassist.
+const EnvPrefix = "MEDASSIST_"
+
+// Validator is implemented by config structs that check their own fields.
+type Validator interface{ Validate() error }
+
+// Sections are the names a YAML file may group a command's keys under.
+var Sections = []string{"pull", "tokenize", "init", "train", "sweep", "merge", "export", "generate", "bench", "eval", "guard", "serve"}
+
+// Load fills out (a pointer to a struct whose koanf tags equal the flag names) for the command
+// named section. path may be empty. out is validated when it implements Validator.
+func Load(out any, section, path string, fs *pflag.FlagSet) error {
+	k := koanf.New(".")
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return fmt.Errorf("config file: %w", err)
+		}
+		fk := koanf.New(".")
+		if err := fk.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return fmt.Errorf("config file %s: %w", path, err)
+		}
+		// Top-level keys apply to every command; the command's own section wins over them.
+		top := fk.Copy()
+		for _, s := range Sections {
+			top.Delete(s)
+		}
+		if err := k.Merge(top); err != nil {
+			return fmt.Errorf("config file %s: %w", path, err)
+		}
+		if section != "" && fk.Exists(section) {
+			if err := k.Merge(fk.Cut(section)); err != nil {
+				return fmt.Errorf("config file %s: %w", path, err)
+			}
+		}
+	}
+	if err := k.Load(env.Provider(".", env.Opt{
+		Prefix: EnvPrefix,
+		TransformFunc: func(key, value string) (string, any) {
+			key = strings.ToLower(strings.TrimPrefix(key, EnvPrefix))
+			key = strings.ReplaceAll(key, "__", ".")
+			return strings.ReplaceAll(key, "_", "-"), value
+		},
+	}), nil); err != nil {
+		return fmt.Errorf("environment: %w", err)
+	}
+	if fs != nil {
+		if err := k.Load(posflag.Provider(fs, ".", k), nil); err != nil {
+			return fmt.Errorf("flags: %w", err)
+		}
+	}
+	if err := k.UnmarshalWithConf("", out, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if v, ok := out.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("invalid configuration: %w", err)
+		}
+	}
+	return nil
+}
+
+// FieldError names a bad configuration field and what is allowed.
+type FieldError struct {
+	Field   string // the flag/key name, e.g. "max-new-tokens"
+	Value   any
+	Allowed string // e.g. "between 1 and 4096" or "one of cpu, cuda, auto"
+}
+
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%s = %v: must be %s", e.Field, e.Value, e.Allowed)
+}
+
+// Check returns a *FieldError when ok is false. Validate methods join several with errors.Join
+// so that every bad field is reported at once.
+func Check(ok bool, field string, value any, allowed string) error {
+	if ok {
+		return nil
+	}
+	return &FieldError{Field: field, Value: value, Allowed: allowed}
+}
+
+// Join is errors.Join, so a Validate method reads as one expression.
+func Join(errs ...error) error { return errors.Join(errs...) }
