@@ -1,0 +1,54 @@
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/medassist/medassist/engine"
+	"github.com/medassist/medassist/model"
+	"github.com/medassist/medassist/tokenizer"
+)
+
+// OpenBackend loads an exported model dir (model.onnx + config + tokenizer files) into an ONNX Runtime engine.
+func OpenBackend(ctx context.Context, cfg Config, log *slog.Logger) (*Backend, error) {
+	if cfg.Model == "" {
+		return nil, errors.New("no model: pass --model DIR (an exported dir with model.onnx) or set MEDASSIST_MODEL")
+	}
+	mc, err := model.LoadConfig(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	tpl, err := model.LoadChatTemplate(cfg.Model)
+	if err != nil {
+		tok.Close()
+		return nil, err
+	}
+	ecfg := engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads}
+	if err := ctx.Err(); err != nil {
+		tok.Close()
+		return nil, err
+	}
+	eng, err := engine.Open(ecfg, log)
+	if err != nil {
+		tok.Close()
+		return nil, fmt.Errorf("open engine: %w", err)
+	}
+	stop := mc.EOSTokenIDs()
+	if gc, err := model.LoadGenerationConfig(cfg.Model); err == nil && len(gc.EOSTokenIDs) > 0 {
+		stop = gc.EOSTokenIDs
+	}
+	if len(stop) == 0 && tok.EOS() >= 0 {
+		stop = []int{tok.EOS()}
+	}
+	return &Backend{
+		Gen: eng, Tok: tok, Template: tpl, StopIDs: stop,
+		MaxPositions: mc.MaxPositionEmbeddings, Device: eng.Device(),
+		Close: func() error { return errors.Join(eng.Close(), tok.Close()) },
+	}, nil
+}

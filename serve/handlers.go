@@ -1,0 +1,247 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/medassist/medassist/guard"
+)
+
+const paramsKey = "medassist.params"
+
+// requestParams decodes and validates the chat request once; the guard's extractor and the handler share it.
+func (s *Server) requestParams(c *gin.Context) (*params, error) {
+	if v, ok := c.Get(paramsKey); ok {
+		switch x := v.(type) {
+		case *params:
+			return x, nil
+		case error:
+			return nil, x
+		}
+	}
+	p, err := decodeChatRequest(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes), &s.cfg)
+	if err != nil {
+		c.Set(paramsKey, err)
+		return nil, err
+	}
+	c.Set(paramsKey, p)
+	return p, nil
+}
+
+// guardText is the guard middleware's extractor: the last user message.
+func (s *Server) guardText(c *gin.Context) (string, error) {
+	p, err := s.requestParams(c)
+	if err != nil {
+		return "", err
+	}
+	return p.LastUser, nil
+}
+
+// handleChat serves POST /v1/chat/completions.
+func (s *Server) handleChat(c *gin.Context) {
+	p, err := s.requestParams(c)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	svc := s.svc.Load()
+	if svc == nil {
+		writeError(c, ErrNotReady)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RequestTimeout)
+	defer cancel()
+	release, err := s.queue.acquire(ctx)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	defer release()
+	if p.Stream {
+		s.streamChat(c, ctx, svc, p)
+		return
+	}
+	s.plainChat(c, ctx, svc, p)
+}
+
+func (s *Server) plainChat(c *gin.Context, ctx context.Context, svc *chatService, p *params) {
+	var text []byte
+	res, err := svc.run(ctx, p, func(delta string) error {
+		text = append(text, delta...)
+		return nil
+	})
+	if err != nil {
+		s.generationFailed(c, err)
+		return
+	}
+	s.observe(res)
+	finish := res.Finish
+	c.JSON(http.StatusOK, chatCompletion{
+		ID: requestID(c), Object: "chat.completion", Created: time.Now().Unix(), Model: s.modelName,
+		Choices: []choice{{Message: &respMessage{Role: "assistant", Content: string(text)}, FinishReason: &finish}},
+		Usage:   &usage{PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens, TotalTokens: res.PromptTokens + res.CompletionTokens},
+	})
+}
+
+func (s *Server) streamChat(c *gin.Context, ctx context.Context, svc *chatService, p *params) {
+	sse := newSSE(c, requestID(c), s.modelName)
+	if err := sse.send(choice{Delta: &respMessage{Role: "assistant"}}, nil, nil); err != nil {
+		return
+	}
+	res, err := svc.run(ctx, p, func(delta string) error {
+		return sse.send(choice{Delta: &respMessage{Content: delta}}, nil, nil)
+	})
+	if err != nil {
+		if ctx.Err() != nil && c.Request.Context().Err() != nil {
+			s.metrics.disconnections.Inc()
+			s.log.Info("client disconnected; generation stopped", "request_id", requestID(c))
+			return
+		}
+		ae := toAPIError(err)
+		s.log.Warn("generation failed mid-stream", "request_id", requestID(c), "err", err)
+		sse.data(map[string]any{"error": map[string]any{"message": ae.Message, "type": ae.Type, "code": nilIfEmpty(ae.Code)}})
+		sse.done()
+		return
+	}
+	s.observe(res)
+	finish := res.Finish
+	_ = sse.send(choice{Delta: &respMessage{}, FinishReason: &finish}, nil, nil)
+	if p.WantUsage {
+		_ = sse.send(choice{}, &usage{PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens,
+			TotalTokens: res.PromptTokens + res.CompletionTokens}, nil)
+	}
+	sse.done()
+}
+
+func (s *Server) generationFailed(c *gin.Context, err error) {
+	if c.Request.Context().Err() != nil {
+		s.metrics.disconnections.Inc()
+		s.log.Info("client disconnected; generation stopped", "request_id", requestID(c))
+		c.Abort()
+		return
+	}
+	if ae := toAPIError(err); ae.Status >= 500 {
+		s.log.Error("generation failed", "request_id", requestID(c), "err", err)
+	}
+	writeError(c, err)
+}
+
+func (s *Server) observe(res chatResult) {
+	s.metrics.finishReasons.WithLabelValues(res.Finish).Inc()
+	s.metrics.tokens.Add(float64(res.CompletionTokens))
+	if res.TTFT > 0 {
+		s.metrics.ttft.Observe(res.TTFT.Seconds())
+	}
+	if decode := res.Duration - res.TTFT; res.CompletionTokens > 1 && decode > 0 {
+		s.metrics.tokensPerSec.Observe(float64(res.CompletionTokens-1) / decode.Seconds())
+	}
+}
+
+// intervene answers a guard verdict in place of the model: 200, the guard's message as content,
+// finish_reason "content_filter" and the guard object.
+func (s *Server) intervene(c *gin.Context, v guard.Verdict) {
+	p, _ := s.requestParams(c)
+	g := &guardResult{Verdict: v.Kind.String(), Reason: v.Reason}
+	finish := "content_filter"
+	s.log.Info("guard intervened", "request_id", requestID(c), "verdict", g.Verdict, "reason", g.Reason)
+	if p != nil && p.Stream {
+		sse := newSSE(c, requestID(c), s.modelName)
+		_ = sse.send(choice{Delta: &respMessage{Role: "assistant", Content: v.Message}}, nil, g)
+		_ = sse.send(choice{Delta: &respMessage{}, FinishReason: &finish}, nil, g)
+		sse.done()
+		return
+	}
+	c.JSON(http.StatusOK, chatCompletion{
+		ID: requestID(c), Object: "chat.completion", Created: time.Now().Unix(), Model: s.modelName,
+		Choices: []choice{{Message: &respMessage{Role: "assistant", Content: v.Message}, FinishReason: &finish}},
+		Usage:   &usage{},
+		Guard:   g,
+	})
+}
+
+// sse writes OpenAI-style server-sent events.
+type sse struct {
+	c       *gin.Context
+	id      string
+	model   string
+	created int64
+	started bool
+}
+
+func newSSE(c *gin.Context, id, model string) *sse {
+	return &sse{c: c, id: id, model: model, created: time.Now().Unix()}
+}
+
+func (w *sse) send(ch choice, u *usage, g *guardResult) error {
+	chunk := chatCompletion{ID: w.id, Object: "chat.completion.chunk", Created: w.created, Model: w.model, Usage: u, Guard: g}
+	chunk.Choices = []choice{ch}
+	if u != nil && ch.Delta == nil {
+		chunk.Choices = []choice{}
+	}
+	return w.data(chunk)
+}
+
+func (w *sse) data(v any) error {
+	if !w.started {
+		h := w.c.Writer.Header()
+		h.Set("Content-Type", "text/event-stream")
+		h.Set("Cache-Control", "no-cache")
+		h.Set("Connection", "keep-alive")
+		h.Set("X-Accel-Buffering", "no")
+		w.c.Status(http.StatusOK)
+		w.started = true
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(w.c.Writer, "data: %s\n\n", b); err != nil {
+		return err
+	}
+	w.c.Writer.Flush()
+	return w.c.Request.Context().Err()
+}
+
+func (w *sse) done() {
+	fmt.Fprint(w.c.Writer, "data: [DONE]\n\n")
+	w.c.Writer.Flush()
+}
+
+func (s *Server) handleModels(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": []gin.H{{
+		"id": s.modelName, "object": "model", "created": s.started.Unix(), "owned_by": "medassist",
+	}}})
+}
+
+func (s *Server) handleHealth(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+
+func (s *Server) handleReady(c *gin.Context) {
+	svc := s.svc.Load()
+	if svc == nil {
+		if err := s.loadErr.Load(); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "failed", "error": (*err).Error()})
+			return
+		}
+		c.Header("Retry-After", "5")
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "loading"})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "model": s.modelName, "device": svc.b.Device})
+}
+
+func (s *Server) handleNoRoute(c *gin.Context) {
+	writeError(c, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "not_found",
+		Message: fmt.Sprintf("no route %s %s", c.Request.Method, c.Request.URL.Path)})
+}
+
+func (s *Server) handleNoMethod(c *gin.Context) {
+	writeError(c, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed",
+		Message: fmt.Sprintf("method %s not allowed on %s", c.Request.Method, c.Request.URL.Path)})
+}
+
+var errPanic = errors.New("internal error")

@@ -1,0 +1,227 @@
+package serve
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/medassist/medassist/assets"
+	"github.com/medassist/medassist/guard"
+)
+
+// Server is the HTTP server. Build it with New, install a backend with SetBackend (or let Run load one),
+// and serve Router() or call Run.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	metrics   *metrics
+	guard     *guard.Guard
+	queue     *queue
+	modelName string
+	started   time.Time
+
+	svc     atomic.Pointer[chatService]
+	loadErr atomic.Pointer[error]
+	backend atomic.Pointer[Backend]
+}
+
+// New builds a server from a validated config. The guard is built here, once.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g, err := guard.New(cfg.Guard)
+	if err != nil {
+		return nil, fmt.Errorf("guard: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	s := &Server{cfg: cfg, log: log, reg: reg, metrics: newMetrics(reg), guard: g, started: time.Now()}
+	s.queue = newQueue(cfg.MaxConcurrent, cfg.QueueSize, func(waiting, active int64) {
+		s.metrics.queueDepth.Set(float64(waiting))
+		s.metrics.activeSeqs.Set(float64(active))
+	})
+	s.guard.RegisterMetrics(reg)
+	s.modelName = cfg.ModelName
+	if s.modelName == "" {
+		s.modelName = "medassist"
+		if cfg.Model != "" {
+			s.modelName = filepath.Base(filepath.Clean(cfg.Model))
+		}
+	}
+	return s, nil
+}
+
+// SetBackend installs the generation backend; the server is ready from then on.
+func (s *Server) SetBackend(b *Backend) {
+	system := s.cfg.SystemPrompt
+	if system == "" {
+		system = assets.SystemPrompt()
+	}
+	s.backend.Store(b)
+	s.svc.Store(&chatService{b: b, cfg: &s.cfg, guard: s.guard, system: system})
+}
+
+// Router is the HTTP handler; tests drive it with httptest.
+func (s *Server) Router() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(s.recoverer(), s.requestLog())
+	r.NoRoute(s.handleNoRoute)
+	r.NoMethod(s.handleNoMethod)
+
+	r.GET("/", s.handleIndex)
+	r.GET("/healthz", s.handleHealth)
+	r.GET("/readyz", s.handleReady)
+	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg})))
+	v1 := r.Group("/v1")
+	v1.GET("/models", s.handleModels)
+	v1.POST("/chat/completions", s.guard.Middleware(guard.MiddlewareOptions{
+		Extract:   s.guardText,
+		Intervene: s.intervene,
+	}), s.handleChat)
+	return r
+}
+
+func (s *Server) handleIndex(c *gin.Context) {
+	c.Header("Cache-Control", "no-cache")
+	c.Data(http.StatusOK, "text/html; charset=utf-8", assets.ChatPage())
+}
+
+// Run serves on cfg.Addr until ctx is cancelled (SIGTERM/SIGINT in main), loading the backend with load
+// in the background so /healthz answers at once and /readyz turns 200 when the model is in memory.
+// On shutdown it stops accepting, lets in-flight requests and streams finish for up to ShutdownTimeout,
+// then cancels what is left and releases the backend.
+func (s *Server) Run(ctx context.Context, load func(context.Context) (*Backend, error)) error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln, load)
+}
+
+// Serve is Run on an existing listener.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, load func(context.Context) (*Backend, error)) error {
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           s.Router(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+	}
+	loadCtx, cancelLoad := context.WithCancel(ctx)
+	defer cancelLoad()
+	if load != nil {
+		go func() {
+			start := time.Now()
+			b, err := load(loadCtx)
+			if err != nil {
+				s.loadErr.Store(&err)
+				s.log.Error("model failed to load", "err", err)
+				return
+			}
+			s.SetBackend(b)
+			s.log.Info("model ready", "model", s.modelName, "device", b.Device, "load_seconds", time.Since(start).Seconds())
+		}()
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("listening", "addr", ln.Addr().String())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: finishing in-flight requests", "timeout", s.cfg.ShutdownTimeout.String())
+	shCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(shCtx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		s.log.Warn("shutdown timeout: cancelling remaining generations")
+		cancelBase()
+		err = srv.Close()
+	}
+	if b := s.backend.Load(); b != nil && b.Close != nil {
+		err = errors.Join(err, b.Close())
+	}
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+const requestIDKey = "medassist.request_id"
+
+func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
+
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "chatcmpl-" + hex.EncodeToString(b[:])
+}
+
+// requestLog gives each request an id, counts it in metrics and logs one line (never message contents).
+func (s *Server) requestLog() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		id := c.GetHeader("X-Request-ID")
+		if id == "" || len(id) > 128 {
+			id = newID()
+		}
+		c.Set(requestIDKey, id)
+		c.Header("X-Request-ID", id)
+		c.Next()
+		route := c.FullPath()
+		if route == "" {
+			route = "unmatched"
+		}
+		status := c.Writer.Status()
+		s.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+		s.metrics.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		attrs := []any{"request_id", id, "method", c.Request.Method, "route", route, "status", status,
+			"duration_ms", time.Since(start).Milliseconds()}
+		if s.cfg.LogContent {
+			if p, ok := c.Get(paramsKey); ok {
+				if pp, ok := p.(*params); ok {
+					attrs = append(attrs, "last_user_message", pp.LastUser)
+				}
+			}
+		}
+		s.log.Info("request", attrs...)
+	}
+}
+
+// recoverer turns a panic into a logged 500 with OpenAI error JSON instead of a dropped connection.
+func (s *Server) recoverer() gin.HandlerFunc {
+	return func(c *gin.Context) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("panic in handler", "request_id", requestID(c), "panic", fmt.Sprint(r))
+				if !c.Writer.Written() {
+					writeError(c, errPanic)
+				}
+				c.Abort()
+			}
+		}()
+		c.Next()
+	}
+}
