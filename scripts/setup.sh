@@ -6,6 +6,7 @@
 set -euo pipefail
 
 ORT_VERSION=${ORT_VERSION:-1.30.0}
+ORT_FLAVOR=${ORT_FLAVOR:-cpu} # cpu, or gpu for the CUDA 12 build (libonnxruntime_providers_cuda.so beside it)
 TOKENIZERS_VERSION=${TOKENIZERS_VERSION:-v1.22.1}
 root=$(cd "$(dirname "$0")/.." && pwd)
 native=${MEDASSIST_NATIVE_DIR:-$root/.cache/native}
@@ -20,10 +21,16 @@ fetch() { # url dest: quiet download with a short connect timeout
 install_ort() {
   if [ -s "$lib/libonnxruntime.so" ]; then log "ONNX Runtime present ($lib/libonnxruntime.so)"; return; fi
   local tmp=$native/tmp/ort; rm -rf "$tmp"; mkdir -p "$tmp"
-  local url="https://github.com/microsoft/onnxruntime/releases/download/v$ORT_VERSION/onnxruntime-linux-x64-$ORT_VERSION.tgz"
+  local name=onnxruntime-linux-x64-$ORT_VERSION
+  [ "$ORT_FLAVOR" = gpu ] && name=onnxruntime-linux-x64-gpu-$ORT_VERSION
+  local url="https://github.com/microsoft/onnxruntime/releases/download/v$ORT_VERSION/$name.tgz"
   if fetch "$url" "$tmp/ort.tgz" 2>/dev/null && tar xzf "$tmp/ort.tgz" -C "$tmp" 2>/dev/null; then
-    log "ONNX Runtime $ORT_VERSION from the release archive"
-    cp "$tmp"/onnxruntime-linux-x64-"$ORT_VERSION"/lib/libonnxruntime.so."$ORT_VERSION" "$lib/libonnxruntime.so"
+    log "ONNX Runtime $ORT_VERSION ($ORT_FLAVOR) from the release archive"
+    cp "$tmp/$name"/lib/libonnxruntime_providers_*.so "$lib/" 2>/dev/null || true
+    cp "$tmp/$name/lib/libonnxruntime.so.$ORT_VERSION" "$lib/libonnxruntime.so"
+  elif [ "$ORT_FLAVOR" = gpu ]; then
+    log "cannot download the ONNX Runtime GPU build ($url); the npm fallback has no CUDA provider"
+    exit 1
   else
     log "release archive unreachable; using npm onnxruntime-node@$ORT_VERSION"
     (cd "$tmp" && npm pack --silent "onnxruntime-node@$ORT_VERSION" >/dev/null)
