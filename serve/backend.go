@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 
 	"github.com/medassist/medassist/engine"
 	"github.com/medassist/medassist/model"
@@ -18,7 +19,7 @@ func OpenBackend(ctx context.Context, cfg Config, log *slog.Logger) (*Backend, e
 	}
 	mc, err := model.LoadConfig(cfg.Model)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("model %s: %w (--model must be an exported dir: medassist export --model HF_DIR --out DIR)", cfg.Model, err)
 	}
 	tok, err := tokenizer.Load(cfg.Model)
 	if err != nil {
@@ -29,7 +30,7 @@ func OpenBackend(ctx context.Context, cfg Config, log *slog.Logger) (*Backend, e
 		tok.Close()
 		return nil, err
 	}
-	ecfg := engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads}
+	ecfg := engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: threads(cfg)}
 	if err := ctx.Err(); err != nil {
 		tok.Close()
 		return nil, err
@@ -48,7 +49,16 @@ func OpenBackend(ctx context.Context, cfg Config, log *slog.Logger) (*Backend, e
 	}
 	return &Backend{
 		Gen: eng, Tok: tok, Template: tpl, StopIDs: stop,
-		MaxPositions: mc.MaxPositionEmbeddings, Device: eng.Device(),
+		MaxPositions: eng.MaxPositions(), Device: eng.Device(),
 		Close: func() error { return errors.Join(eng.Close(), tok.Close()) },
 	}, nil
+}
+
+// threads is the intra-op thread count: as configured, or the cores shared out among the sequences
+// that may run at once (sequences × threads ≤ cores keeps them from fighting over the CPU).
+func threads(cfg Config) int {
+	if cfg.Threads > 0 {
+		return cfg.Threads
+	}
+	return max(1, runtime.NumCPU()/cfg.MaxConcurrent)
 }

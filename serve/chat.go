@@ -2,7 +2,6 @@ package serve
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -30,16 +29,17 @@ type chatResult struct {
 	Finish           string // "stop" or "length"
 	PromptTokens     int
 	CompletionTokens int
-	TTFT             time.Duration
-	Duration         time.Duration
+	TTFT             time.Duration // from the request's arrival (queue wait included) to the first token
+	Decode           time.Duration // from the first token to the last
 }
 
 // chatService turns validated requests into formatted answers.
 type chatService struct {
-	b      *Backend
-	cfg    *Config
-	guard  *guard.Guard
-	system string
+	b       *Backend
+	cfg     *Config
+	guard   *guard.Guard
+	system  string
+	onToken func() // called for every generated token (the tokens metric)
 }
 
 // prompt renders the conversation with the chat template; message contents are encoded as plain text,
@@ -55,31 +55,41 @@ func (s *chatService) prompt(msgs []model.Message) ([]int, error) {
 	return s.b.Tok.EncodeRendered(text, spans, true), nil
 }
 
-// run generates the answer to p and hands each piece of formatted text to onDelta as soon as it is ready.
-// The answer is shaped by the guard's formatter (fixed sections, disclaimer exactly once).
-func (s *chatService) run(ctx context.Context, p *params, onDelta func(string) error) (chatResult, error) {
+// request builds the generation request for p, fitting max_tokens into the model's context.
+func (s *chatService) request(p *params) (generation.Request, error) {
 	ids, err := s.prompt(p.Messages)
 	if err != nil {
-		return chatResult{}, err
+		return generation.Request{}, err
 	}
-	if s.b.MaxPositions > 0 && len(ids)+p.MaxTokens > s.b.MaxPositions {
+	maxTok := p.MaxTokens
+	if s.b.MaxPositions > 0 && len(ids)+maxTok > s.b.MaxPositions {
 		if len(ids) >= s.b.MaxPositions {
-			return chatResult{}, badParam("messages", "the conversation is %d tokens; this model's context is %d tokens", len(ids), s.b.MaxPositions)
+			return generation.Request{}, badParam("messages", "the conversation is %d tokens; this model's context is %d tokens: shorten it", len(ids), s.b.MaxPositions)
 		}
-		p.MaxTokens = s.b.MaxPositions - len(ids)
+		maxTok = s.b.MaxPositions - len(ids)
 	}
 	seed := p.Seed
-	if !p.HasSeed {
-		seed = rand.Int64()
+	if !p.HasSeed || seed == 0 {
+		seed = rand.Int64N(1<<62) + 1 // 0 would ask the sampler for a random seed anyway
 	}
-	req := generation.Request{
+	return generation.Request{
 		PromptIDs:    ids,
-		MaxNewTokens: p.MaxTokens,
+		MaxNewTokens: maxTok,
 		StopIDs:      s.b.StopIDs,
 		Sampling: generation.Sampling{
 			Temperature: p.Temperature, TopP: p.TopP, TopK: s.cfg.TopK,
 			RepetitionPenalty: s.cfg.RepetitionPen, Seed: seed,
 		},
+	}, nil
+}
+
+// run generates the answer to p and hands each piece of formatted text to onDelta as soon as it is ready.
+// The answer is shaped by the guard's formatter (fixed sections, disclaimer exactly once). start is when
+// the request arrived. When ctx ends, run returns context.Cause(ctx).
+func (s *chatService) run(ctx context.Context, start time.Time, p *params, onDelta func(string) error) (chatResult, error) {
+	req, err := s.request(p)
+	if err != nil {
+		return chatResult{}, err
 	}
 	dec := s.b.Tok.NewStreamDecoder(true)
 	stops := generation.NewStopMatcher(p.Stop)
@@ -90,34 +100,43 @@ func (s *chatService) run(ctx context.Context, p *params, onDelta func(string) e
 		}
 		return onDelta(text)
 	}
-	stopped := false
+	var first, last time.Time
 	res, err := s.b.Gen.Generate(ctx, req, func(id int) error {
+		last = time.Now()
+		if first.IsZero() {
+			first = last
+		}
+		s.onToken()
 		out, hit := stops.Push(dec.Add(id))
 		if err := send(form.Write(out)); err != nil {
 			return err
 		}
 		if hit {
-			stopped = true
 			return generation.ErrStop
 		}
 		return nil
 	})
+	if ctx.Err() != nil {
+		return chatResult{}, context.Cause(ctx)
+	}
 	if err != nil {
 		return chatResult{}, err
 	}
-	if ctx.Err() != nil || res.Finish == generation.FinishCancelled {
-		return chatResult{}, errors.Join(context.Canceled, ctx.Err())
-	}
-	tail := ""
-	if !stopped {
-		tail = stops.Flush()
+	tail, hit := "", stops.Stopped()
+	if !hit {
+		tail, hit = stops.Push(dec.Flush()) // bytes the decoder held back may complete a stop string
+		tail += stops.Flush()
 	}
 	if err := send(form.Write(tail) + form.Close()); err != nil {
 		return chatResult{}, err
 	}
 	finish := "stop"
-	if res.Finish == generation.FinishLength {
+	if res.Finish == generation.FinishLength && !hit {
 		finish = "length"
 	}
-	return chatResult{Finish: finish, PromptTokens: len(ids), CompletionTokens: len(res.IDs), TTFT: res.TTFT, Duration: res.Duration}, nil
+	r := chatResult{Finish: finish, PromptTokens: len(req.PromptIDs), CompletionTokens: len(res.IDs)}
+	if !first.IsZero() {
+		r.TTFT, r.Decode = first.Sub(start), last.Sub(first)
+	}
+	return r, nil
 }

@@ -27,9 +27,9 @@ type Config struct {
 	RepetitionPen   float64       `koanf:"repetition-penalty"`
 	SystemPrompt    string        `koanf:"system-prompt"` // "" → the built-in system prompt
 	LogContent      bool          `koanf:"log-content"`   // log message contents (health data: off by default)
-	Device          string        `koanf:"device"`  // auto|cpu|cuda
-	ORTLib          string        `koanf:"ort-lib"` // ONNX Runtime shared library; "" → MEDASSIST_ORT_LIB or .cache/native
-	Threads         int           `koanf:"threads"` // intra-op threads per request; 0 → cores / max-concurrent
+	Device          string        `koanf:"device"`        // auto|cpu|cuda
+	ORTLib          string        `koanf:"ort-lib"`       // ONNX Runtime shared library; "" → MEDASSIST_ORT_LIB or .cache/native
+	Threads         int           `koanf:"threads"`       // intra-op threads per request; 0 → cores / max-concurrent
 	Guard           guard.Config  `koanf:"guard"`
 }
 

@@ -27,6 +27,10 @@ var (
 	ErrQueueFull = errors.New("server busy: the request queue is full, retry later")
 	// ErrNotReady is returned while the model is still loading.
 	ErrNotReady = errors.New("model is still loading, retry later")
+	// ErrShuttingDown ends generations still running when the shutdown timeout is over.
+	ErrShuttingDown = errors.New("server is shutting down, retry on another instance or later")
+	// errPanic stands for a recovered panic.
+	errPanic = errors.New("internal error")
 )
 
 func badRequest(format string, args ...any) *apiError {
@@ -54,6 +58,8 @@ func toAPIError(err error) *apiError {
 		return &apiError{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "queue_full", Message: err.Error(), RetryAfter: 2}
 	case errors.Is(err, ErrNotReady):
 		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "not_ready", Message: err.Error(), RetryAfter: 5}
+	case errors.Is(err, ErrShuttingDown):
+		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "shutting_down", Message: err.Error(), RetryAfter: 5}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &apiError{Status: http.StatusGatewayTimeout, Type: "server_error", Code: "timeout", Message: "generation exceeded the request deadline"}
 	case errors.Is(err, context.Canceled):

@@ -3,7 +3,6 @@ package serve
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -42,8 +41,12 @@ func (s *Server) guardText(c *gin.Context) (string, error) {
 	return p.LastUser, nil
 }
 
-// handleChat serves POST /v1/chat/completions.
+// handleChat serves POST /v1/chat/completions: bind, wait for a slot, generate, render.
 func (s *Server) handleChat(c *gin.Context) {
+	start := c.GetTime(requestStartKey) // time to first token counts from the request's arrival
+	if start.IsZero() {
+		start = time.Now()
+	}
 	p, err := s.requestParams(c)
 	if err != nil {
 		writeError(c, err)
@@ -54,57 +57,57 @@ func (s *Server) handleChat(c *gin.Context) {
 		writeError(c, ErrNotReady)
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), s.cfg.RequestTimeout)
+	ctx, cancel := s.generationContext(c.Request.Context())
 	defer cancel()
 	release, err := s.queue.acquire(ctx)
 	if err != nil {
-		writeError(c, err)
+		s.generationFailed(c, ctx, err)
 		return
 	}
 	defer release()
 	if p.Stream {
-		s.streamChat(c, ctx, svc, p)
+		s.streamChat(c, ctx, start, svc, p)
 		return
 	}
-	s.plainChat(c, ctx, svc, p)
+	s.plainChat(c, ctx, start, svc, p)
 }
 
-func (s *Server) plainChat(c *gin.Context, ctx context.Context, svc *chatService, p *params) {
+func (s *Server) plainChat(c *gin.Context, ctx context.Context, start time.Time, svc *chatService, p *params) {
 	var text []byte
-	res, err := svc.run(ctx, p, func(delta string) error {
+	res, err := svc.run(ctx, start, p, func(delta string) error {
 		text = append(text, delta...)
 		return nil
 	})
 	if err != nil {
-		s.generationFailed(c, err)
+		s.generationFailed(c, ctx, err)
 		return
 	}
 	s.observe(res)
 	finish := res.Finish
 	c.JSON(http.StatusOK, chatCompletion{
-		ID: requestID(c), Object: "chat.completion", Created: time.Now().Unix(), Model: s.modelName,
+		ID: completionID(c), Object: "chat.completion", Created: time.Now().Unix(), Model: s.modelName,
 		Choices: []choice{{Message: &respMessage{Role: "assistant", Content: string(text)}, FinishReason: &finish}},
-		Usage:   &usage{PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens, TotalTokens: res.PromptTokens + res.CompletionTokens},
+		Usage:   res.usage(),
 	})
 }
 
-func (s *Server) streamChat(c *gin.Context, ctx context.Context, svc *chatService, p *params) {
-	sse := newSSE(c, requestID(c), s.modelName)
+func (s *Server) streamChat(c *gin.Context, ctx context.Context, start time.Time, svc *chatService, p *params) {
+	sse := newSSE(c, completionID(c), s.modelName)
 	if err := sse.send(choice{Delta: &respMessage{Role: "assistant"}}, nil, nil); err != nil {
+		s.clientGone(c)
 		return
 	}
-	res, err := svc.run(ctx, p, func(delta string) error {
+	res, err := svc.run(ctx, start, p, func(delta string) error {
 		return sse.send(choice{Delta: &respMessage{Content: delta}}, nil, nil)
 	})
 	if err != nil {
-		if ctx.Err() != nil && c.Request.Context().Err() != nil {
-			s.metrics.disconnections.Inc()
-			s.log.Info("client disconnected; generation stopped", "request_id", requestID(c))
+		if c.Request.Context().Err() != nil {
+			s.clientGone(c)
 			return
 		}
 		ae := toAPIError(err)
-		s.log.Warn("generation failed mid-stream", "request_id", requestID(c), "err", err)
-		sse.data(map[string]any{"error": map[string]any{"message": ae.Message, "type": ae.Type, "code": nilIfEmpty(ae.Code)}})
+		s.logFailure(c, ae, err)
+		_ = sse.data(gin.H{"error": gin.H{"message": ae.Message, "type": ae.Type, "code": nilIfEmpty(ae.Code)}})
 		sse.done()
 		return
 	}
@@ -112,34 +115,49 @@ func (s *Server) streamChat(c *gin.Context, ctx context.Context, svc *chatServic
 	finish := res.Finish
 	_ = sse.send(choice{Delta: &respMessage{}, FinishReason: &finish}, nil, nil)
 	if p.WantUsage {
-		_ = sse.send(choice{}, &usage{PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens,
-			TotalTokens: res.PromptTokens + res.CompletionTokens}, nil)
+		_ = sse.send(choice{}, res.usage(), nil)
 	}
 	sse.done()
 }
 
-func (s *Server) generationFailed(c *gin.Context, err error) {
+// generationFailed answers an error that ended a request before its first byte was written.
+func (s *Server) generationFailed(c *gin.Context, ctx context.Context, err error) {
 	if c.Request.Context().Err() != nil {
-		s.metrics.disconnections.Inc()
-		s.log.Info("client disconnected; generation stopped", "request_id", requestID(c))
-		c.Abort()
+		s.clientGone(c)
 		return
 	}
-	if ae := toAPIError(err); ae.Status >= 500 {
-		s.log.Error("generation failed", "request_id", requestID(c), "err", err)
+	if ctx.Err() != nil {
+		err = context.Cause(ctx) // the request deadline or the server's shutdown
 	}
-	writeError(c, err)
+	ae := toAPIError(err)
+	s.logFailure(c, ae, err)
+	writeError(c, ae)
+}
+
+func (s *Server) logFailure(c *gin.Context, ae *apiError, err error) {
+	if ae.Status >= 500 {
+		s.log.Error("generation failed", "request_id", requestID(c), "status", ae.Status, "err", err)
+	}
+}
+
+func (s *Server) clientGone(c *gin.Context) {
+	s.metrics.disconnections.Inc()
+	s.log.Info("client disconnected; generation stopped", "request_id", requestID(c))
+	c.Abort()
 }
 
 func (s *Server) observe(res chatResult) {
 	s.metrics.finishReasons.WithLabelValues(res.Finish).Inc()
-	s.metrics.tokens.Add(float64(res.CompletionTokens))
 	if res.TTFT > 0 {
 		s.metrics.ttft.Observe(res.TTFT.Seconds())
 	}
-	if decode := res.Duration - res.TTFT; res.CompletionTokens > 1 && decode > 0 {
-		s.metrics.tokensPerSec.Observe(float64(res.CompletionTokens-1) / decode.Seconds())
+	if res.CompletionTokens > 1 && res.Decode > 0 {
+		s.metrics.tokensPerSec.Observe(float64(res.CompletionTokens-1) / res.Decode.Seconds())
 	}
+}
+
+func (r chatResult) usage() *usage {
+	return &usage{PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, TotalTokens: r.PromptTokens + r.CompletionTokens}
 }
 
 // intervene answers a guard verdict in place of the model: 200, the guard's message as content,
@@ -148,16 +166,20 @@ func (s *Server) intervene(c *gin.Context, v guard.Verdict) {
 	p, _ := s.requestParams(c)
 	g := &guardResult{Verdict: v.Kind.String(), Reason: v.Reason}
 	finish := "content_filter"
-	s.log.Info("guard intervened", "request_id", requestID(c), "verdict", g.Verdict, "reason", g.Reason)
+	attrs := []any{"request_id", requestID(c), "verdict", g.Verdict, "code", v.Code}
+	if s.cfg.LogContent {
+		attrs = append(attrs, "reason", v.Reason) // quotes the user's words
+	}
+	s.log.Info("guard intervened", attrs...)
 	if p != nil && p.Stream {
-		sse := newSSE(c, requestID(c), s.modelName)
+		sse := newSSE(c, completionID(c), s.modelName)
 		_ = sse.send(choice{Delta: &respMessage{Role: "assistant", Content: v.Message}}, nil, g)
 		_ = sse.send(choice{Delta: &respMessage{}, FinishReason: &finish}, nil, g)
 		sse.done()
 		return
 	}
 	c.JSON(http.StatusOK, chatCompletion{
-		ID: requestID(c), Object: "chat.completion", Created: time.Now().Unix(), Model: s.modelName,
+		ID: completionID(c), Object: "chat.completion", Created: time.Now().Unix(), Model: s.modelName,
 		Choices: []choice{{Message: &respMessage{Role: "assistant", Content: v.Message}, FinishReason: &finish}},
 		Usage:   &usage{},
 		Guard:   g,
@@ -243,5 +265,3 @@ func (s *Server) handleNoMethod(c *gin.Context) {
 	writeError(c, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error", Code: "method_not_allowed",
 		Message: fmt.Sprintf("method %s not allowed on %s", c.Request.Method, c.Request.URL.Path)})
 }
-
-var errPanic = errors.New("internal error")

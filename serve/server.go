@@ -37,6 +37,11 @@ type Server struct {
 	svc     atomic.Pointer[chatService]
 	loadErr atomic.Pointer[error]
 	backend atomic.Pointer[Backend]
+
+	// drain is cancelled (cause ErrShuttingDown) when the shutdown timeout is over: generations still
+	// running end with an error event instead of a cut connection.
+	drain     context.Context
+	stopDrain context.CancelCauseFunc
 }
 
 // New builds a server from a validated config. The guard is built here, once.
@@ -50,6 +55,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	reg := prometheus.NewRegistry()
 	s := &Server{cfg: cfg, log: log, reg: reg, metrics: newMetrics(reg), guard: g, started: time.Now()}
+	s.drain, s.stopDrain = context.WithCancelCause(context.Background())
 	s.queue = newQueue(cfg.MaxConcurrent, cfg.QueueSize, func(waiting, active int64) {
 		s.metrics.queueDepth.Set(float64(waiting))
 		s.metrics.activeSeqs.Set(float64(active))
@@ -72,7 +78,20 @@ func (s *Server) SetBackend(b *Backend) {
 		system = assets.SystemPrompt()
 	}
 	s.backend.Store(b)
-	s.svc.Store(&chatService{b: b, cfg: &s.cfg, guard: s.guard, system: system})
+	s.svc.Store(&chatService{b: b, cfg: &s.cfg, guard: s.guard, system: system, onToken: s.metrics.tokens.Inc})
+}
+
+// generationContext bounds one generation by the client's connection, the request deadline and the
+// server's shutdown; context.Cause tells which ended it.
+func (s *Server) generationContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancelTimeout := context.WithTimeout(parent, s.cfg.RequestTimeout)
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(s.drain, func() { cancel(context.Cause(s.drain)) })
+	return ctx, func() {
+		stop()
+		cancel(context.Canceled)
+		cancelTimeout()
+	}
 }
 
 // Router is the HTTP handler; tests drive it with httptest.
@@ -97,15 +116,21 @@ func (s *Server) Router() *gin.Engine {
 	return r
 }
 
+// pagePolicy lets the chat page use only itself: inline script and style, requests to this server.
+const pagePolicy = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; base-uri 'none'; form-action 'none'"
+
 func (s *Server) handleIndex(c *gin.Context) {
 	c.Header("Cache-Control", "no-cache")
+	c.Header("Content-Security-Policy", pagePolicy)
+	c.Header("X-Content-Type-Options", "nosniff")
 	c.Data(http.StatusOK, "text/html; charset=utf-8", assets.ChatPage())
 }
 
 // Run serves on cfg.Addr until ctx is cancelled (SIGTERM/SIGINT in main), loading the backend with load
 // in the background so /healthz answers at once and /readyz turns 200 when the model is in memory.
 // On shutdown it stops accepting, lets in-flight requests and streams finish for up to ShutdownTimeout,
-// then cancels what is left and releases the backend.
+// then ends the generations still running (a stream gets an error event and [DONE]), releases the
+// backend and returns nil when everything ended cleanly.
 func (s *Server) Run(ctx context.Context, load func(context.Context) (*Backend, error)) error {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
 	if err != nil {
@@ -116,75 +141,113 @@ func (s *Server) Run(ctx context.Context, load func(context.Context) (*Backend, 
 
 // Serve is Run on an existing listener.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, load func(context.Context) (*Backend, error)) error {
-	baseCtx, cancelBase := context.WithCancel(context.Background())
-	defer cancelBase()
-	srv := &http.Server{
-		Handler:           s.Router(),
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-	}
+	srv := &http.Server{Handler: s.Router(), ReadHeaderTimeout: 10 * time.Second}
 	loadCtx, cancelLoad := context.WithCancel(ctx)
 	defer cancelLoad()
-	if load != nil {
-		go func() {
-			start := time.Now()
-			b, err := load(loadCtx)
-			if err != nil {
-				s.loadErr.Store(&err)
-				s.log.Error("model failed to load", "err", err)
-				return
-			}
-			s.SetBackend(b)
-			s.log.Info("model ready", "model", s.modelName, "device", b.Device, "load_seconds", time.Since(start).Seconds())
-		}()
-	}
+	loaded := make(chan struct{})
+	go func() {
+		defer close(loaded)
+		if load != nil {
+			s.load(loadCtx, load)
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.Info("listening", "addr", ln.Addr().String())
 
+	var err error
 	select {
-	case err := <-errc:
-		return err
+	case err = <-errc:
 	case <-ctx.Done():
+		err = s.shutdown(srv)
 	}
-	s.log.Info("shutting down: finishing in-flight requests", "timeout", s.cfg.ShutdownTimeout.String())
-	shCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
-	defer cancel()
-	err := srv.Shutdown(shCtx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		s.log.Warn("shutdown timeout: cancelling remaining generations")
-		cancelBase()
-		err = srv.Close()
-	}
+	cancelLoad()
+	<-loaded // a backend loaded during shutdown is closed too
 	if b := s.backend.Load(); b != nil && b.Close != nil {
 		err = errors.Join(err, b.Close())
 	}
 	if err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		return fmt.Errorf("serve: %w", err)
 	}
 	s.log.Info("stopped")
 	return nil
 }
 
-const requestIDKey = "medassist.request_id"
+// load installs the backend that load returns, or records why it failed (/readyz reports it).
+func (s *Server) load(ctx context.Context, load func(context.Context) (*Backend, error)) {
+	start := time.Now()
+	b, err := load(ctx)
+	if err != nil {
+		s.loadErr.Store(&err)
+		s.log.Error("model failed to load", "err", err)
+		return
+	}
+	s.SetBackend(b)
+	s.log.Info("model ready", "model", s.modelName, "device", b.Device, "load_seconds", time.Since(start).Seconds())
+}
+
+// drainGrace is how long streams get to write their final error event once the shutdown timeout is over.
+const drainGrace = 2 * time.Second
+
+// shutdown stops accepting and waits for in-flight requests; after ShutdownTimeout it ends the
+// generations still running (each stream gets an error event and [DONE]) and closes what is left.
+func (s *Server) shutdown(srv *http.Server) error {
+	s.log.Info("shutting down: finishing in-flight requests", "timeout", s.cfg.ShutdownTimeout.String())
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	s.log.Warn("shutdown timeout: ending the generations still running")
+	s.stopDrain(ErrShuttingDown)
+	graceCtx, cancelGrace := context.WithTimeout(context.Background(), drainGrace)
+	defer cancelGrace()
+	if err := srv.Shutdown(graceCtx); err != nil {
+		return errors.Join(err, srv.Close())
+	}
+	return nil
+}
+
+const (
+	requestIDKey    = "medassist.request_id"
+	requestStartKey = "medassist.request_start"
+)
 
 func requestID(c *gin.Context) string { return c.GetString(requestIDKey) }
 
 func newID() string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	return "chatcmpl-" + hex.EncodeToString(b[:])
+	return hex.EncodeToString(b[:])
 }
+
+// validRequestID accepts a caller's X-Request-ID of up to 128 letters, digits, '-', '_' and '.'.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// completionID is the id of a chat completion: OpenAI's prefix and the request id.
+func completionID(c *gin.Context) string { return "chatcmpl-" + requestID(c) }
 
 // requestLog gives each request an id, counts it in metrics and logs one line (never message contents).
 func (s *Server) requestLog() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
 		id := c.GetHeader("X-Request-ID")
-		if id == "" || len(id) > 128 {
+		if !validRequestID(id) {
 			id = newID()
 		}
 		c.Set(requestIDKey, id)
+		c.Set(requestStartKey, start)
 		c.Header("X-Request-ID", id)
 		c.Next()
 		route := c.FullPath()

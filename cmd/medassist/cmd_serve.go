@@ -12,6 +12,7 @@ import (
 func init() {
 	register(&command{
 		name:    "serve",
+		logJSON: true, // one JSON line per request, with its request id
 		summary: "serve the chat API (OpenAI-style, streaming), the chat page, health and metrics",
 		usage:   "--model DIR [--addr HOST:PORT]",
 		flags: func(fs *pflag.FlagSet) {
@@ -44,12 +45,13 @@ func init() {
 			if err := config.Load(&cfg, "serve", env.config, env.fs); err != nil {
 				return err
 			}
-			srv, err := serve.New(cfg, env.log)
+			log := env.log
+			srv, err := serve.New(cfg, log)
 			if err != nil {
 				return err
 			}
 			return srv.Run(ctx, func(ctx context.Context) (*serve.Backend, error) {
-				return serve.OpenBackend(ctx, cfg, env.log)
+				return serve.OpenBackend(ctx, cfg, log)
 			})
 		},
 	})

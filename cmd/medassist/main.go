@@ -21,6 +21,7 @@ type command struct {
 	name    string
 	summary string // one line for the command list
 	usage   string // argument synopsis after the command name
+	logJSON bool   // log JSON lines unless --log-format says otherwise (servers)
 	// flags declares the command's flags (their defaults are the configuration defaults).
 	flags func(fs *pflag.FlagSet)
 	// run executes the command; args are the positional arguments left after flag parsing.
@@ -93,7 +94,7 @@ func runMain(argv []string) int {
 		level = slog.LevelDebug
 	}
 	var handler slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
-	if f, _ := fs.GetString("log-format"); f == "json" {
+	if f, _ := fs.GetString("log-format"); f == "json" || (f == "" && c.logJSON) {
 		handler = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
 	}
 	logger := slog.New(handler)
@@ -124,7 +125,11 @@ func newFlagSet(c *command) *pflag.FlagSet {
 		c.flags(fs)
 	}
 	fs.String("config", "", "YAML config file (keys as flag names, optionally under a section named after the command); env MEDASSIST_CONFIG")
-	fs.String("log-format", "text", "log format: text or json")
+	def := "text"
+	if c.logJSON {
+		def = "json"
+	}
+	fs.String("log-format", "", "log format: text or json (default "+def+")")
 	fs.BoolP("verbose", "v", false, "debug logging")
 	return fs
 }
