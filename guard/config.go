@@ -1,0 +1,135 @@
+package guard
+
+import (
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/medassist/medassist/internal/config"
+)
+
+// Config is what the guard can be told. Keys are flag names; under `medassist serve` they live in the
+// guard section (MEDASSIST_GUARD__MAX_CHARS), under `medassist guard` at the top level.
+type Config struct {
+	// MaxChars is the longest message accepted, in Unicode characters.
+	MaxChars int `koanf:"max-chars"`
+	// Locales maps a detected language (en, es, fr, de) to the locale whose emergency number and
+	// crisis line are given, e.g. en: en-US. Text in an undetected language uses the en entry.
+	Locales map[string]string `koanf:"locales"`
+	// EmergencyNumbers maps a region (the part of a locale after '-', upper case: US, ES, GB) to the
+	// number to call; "default" is used for regions not listed.
+	EmergencyNumbers map[string]string `koanf:"emergency-numbers"`
+	// CrisisLines maps a region to a suicide and crisis line; "default" is used for regions not listed.
+	CrisisLines map[string]string `koanf:"crisis-lines"`
+	// LexiconDir, when set, is a folder whose files replace the embedded ones of the same name
+	// (emergency.txt, cues.txt, injection.txt, medical_terms.txt, messages.json).
+	LexiconDir string `koanf:"lexicon-dir"`
+	// ExamplesDir, when set, is a folder whose medical.txt, non_medical.txt and emergency.txt replace
+	// the embedded training examples of the out-of-domain classifier.
+	ExamplesDir string `koanf:"examples-dir"`
+	// Threshold is the out-of-domain probability at or above which a message is refused.
+	// 0 means calibrate it by cross-validation on the training examples when the guard is built.
+	Threshold float64 `koanf:"threshold"`
+	// Disclaimer is appended exactly once to every allowed answer.
+	Disclaimer string `koanf:"disclaimer"`
+	// SeekCare is the "When to seek care" section used when the model's answer has none.
+	SeekCare string `koanf:"seek-care"`
+}
+
+// Disclaimer is the default medical disclaimer appended to every allowed answer.
+const Disclaimer = "This information is general and educational; it is not a diagnosis and does not replace " +
+	"advice from a doctor, nurse or pharmacist who knows your situation. If you think you may have a " +
+	"medical emergency, call your local emergency number now."
+
+// SeekCare is the default "When to seek care" text, used when the model's answer has no such section.
+const SeekCare = "See a doctor if symptoms are severe, last longer than expected, keep coming back or worry you. " +
+	"Get emergency help at once for chest pain, trouble breathing, signs of a stroke (face drooping, arm " +
+	"weakness, slurred speech), heavy bleeding, fainting, a seizure or thoughts of harming yourself."
+
+// DefaultConfig returns the defaults: 4,000 characters, 911/988 in the US, 112 in the EU.
+func DefaultConfig() Config {
+	return Config{
+		MaxChars: 4000,
+		Locales:  map[string]string{"en": "en-US", "es": "es-ES", "fr": "fr-FR", "de": "de-DE"},
+		EmergencyNumbers: map[string]string{
+			"default": "112", "US": "911", "CA": "911", "GB": "999", "IE": "112", "AU": "000",
+			"EU": "112", "ES": "112", "FR": "112", "DE": "112", "AT": "112", "CH": "112", "BE": "112",
+			"MX": "911", "AR": "107",
+		},
+		CrisisLines: map[string]string{
+			"US": "988 (Suicide & Crisis Lifeline, call or text)", "CA": "988 (call or text)",
+			"GB": "116 123 (Samaritans)", "ES": "024 (línea de atención a la conducta suicida)",
+			"FR": "3114 (numéro national de prévention du suicide)", "DE": "0800 111 0 111 (TelefonSeelsorge)",
+		},
+		Disclaimer: Disclaimer,
+		SeekCare:   SeekCare,
+	}
+}
+
+var localeRe = regexp.MustCompile(`^[a-z]{2}(-[A-Za-z]{2})?$`)
+
+// Validate names every bad field and what is allowed.
+func (c Config) Validate() error {
+	errs := []error{
+		config.Check(c.MaxChars >= 1 && c.MaxChars <= 100000, "max-chars", c.MaxChars, "between 1 and 100000"),
+		config.Check(c.Threshold == 0 || (c.Threshold > 0 && c.Threshold < 1), "threshold", c.Threshold, "0 (calibrate) or strictly between 0 and 1"),
+		config.Check(strings.TrimSpace(c.Disclaimer) != "", "disclaimer", c.Disclaimer, "a non-empty text"),
+		config.Check(strings.TrimSpace(c.SeekCare) != "", "seek-care", c.SeekCare, "a non-empty text"),
+		config.Check(c.number(c.locale("en")) != "", "emergency-numbers", c.EmergencyNumbers, "a number for the en locale's region or a \"default\" entry"),
+	}
+	for lang, loc := range c.Locales {
+		errs = append(errs, config.Check(localeRe.MatchString(loc), "locales", lang+"="+loc, "locales like en-US"))
+	}
+	for _, d := range []struct{ field, dir string }{{"lexicon-dir", c.LexiconDir}, {"examples-dir", c.ExamplesDir}} {
+		if d.dir == "" {
+			continue
+		}
+		st, err := os.Stat(d.dir)
+		errs = append(errs, config.Check(err == nil && st.IsDir(), d.field, d.dir, "an existing folder (or empty for the embedded files)"))
+	}
+	return config.Join(errs...)
+}
+
+// locale is the locale configured for a detected language ("" → en).
+func (c Config) locale(lang string) string {
+	if loc := c.Locales[lang]; loc != "" {
+		return loc
+	}
+	if loc := c.Locales["en"]; loc != "" {
+		return loc
+	}
+	return "en-US"
+}
+
+// region is the upper-case region of a locale ("en-US" → "US"); "" when it has none.
+func region(locale string) string {
+	if _, r, ok := strings.Cut(locale, "-"); ok {
+		return strings.ToUpper(r)
+	}
+	return ""
+}
+
+// number is the emergency number for a locale.
+func (c Config) number(locale string) string {
+	return lookupRegion(c.EmergencyNumbers, region(locale))
+}
+
+// crisisLine is the crisis line for a locale, "" when none is configured.
+func (c Config) crisisLine(locale string) string {
+	return lookupRegion(c.CrisisLines, region(locale))
+}
+
+// lookupRegion finds a region's entry, ignoring key case (koanf may lower-case keys from the
+// environment), falling back to "default".
+func lookupRegion(m map[string]string, reg string) string {
+	var def string
+	for k, v := range m {
+		switch {
+		case strings.EqualFold(k, reg) && reg != "":
+			return v
+		case strings.EqualFold(k, "default"):
+			def = v
+		}
+	}
+	return def
+}

@@ -1,0 +1,298 @@
+package guard
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Cue sections of the lexicon (assets/guard/cues.txt). Word-level cues mark the last word of each
+// match; sentence-level cues mark the sentence; message-level cues the whole message.
+const (
+	cueActual   = "cue.actual"     // the writer or a person near them: I, my dad, she is ... (message)
+	cueUrgent   = "cue.urgent"     // help me, right now, hurry, call 911 (message)
+	cueFiction  = "cue.fiction"    // write a story, in my novel, the character (message)
+	cueClinical = "cue.clinical"   // most likely diagnosis, a patient presenting with (message)
+	cueInfo     = "cue.info"       // what are the signs of, how to recognise (before the match)
+	cueInfoPost = "cue.info_after" // heart attack symptoms, stroke risk (right after the match)
+	cueCond     = "cue.cond"       // if, in case, what to do when someone (before the match)
+	cueNotCond  = "cue.notcond"    // "not sure if", "check if": an if that is not hypothetical
+	cuePast     = "cue.past"       // had, tuvo, hatte (just before a topic)
+	cueNegation = "cue.negation"   // no, not, without, kein (two words before the match)
+	cueRemote   = "cue.remote"     // last year, years ago, history of (sentence)
+	cueChronic  = "cue.chronic"    // for weeks, on and off, when I exercise (sentence)
+	cueMild     = "cue.mild"       // mild, a little, after eating, when I exercise (sentence, signs only)
+	cueIntense  = "cue.intense"    // severe, crushing, sudden, worst (sentence, signs only)
+	cueHuman    = "cue.human"      // nearest subject is a person
+	cueNonhuman = "cue.nonhuman"   // nearest subject is a thing: server, app, startup, car
+	cueSelf     = "cue.self"       // nearest subject is the writer (for patterns flagged 3p)
+	secExclude  = "exclude"        // medical but not urgent: voids an overlapping emergency match
+	secFigure   = "figurative"     // medical words in other senses: voids it too, and is a classifier feature
+	secInject   = "injection"      // attempts to change the assistant's instructions
+	secMedical  = "medical"        // medical vocabulary, a classifier feature
+	secOther    = "other"          // vocabulary of other domains, a classifier feature
+	secEmerg    = "emergency."
+	secLang     = "lang."
+)
+
+// cues holds where each kind of cue occurs in one message.
+type cues struct {
+	ends     map[string][]bool // word-level: section → ends at token i
+	starts   map[string][]bool // word-level: section → starts at token i
+	sentence map[string][]bool // sentence-level: section → sentence s has one
+	message  map[string]bool   // message-level
+	spans    []match           // exclude matches
+	// emergencyWords: an emergency pattern stronger than a weak sign matched outside the exclude
+	// and figurative spans.
+	emergencyWords bool
+}
+
+var (
+	wordCues     = []string{cueInfo, cueInfoPost, cueCond, cueNotCond, cuePast, cueNegation, cueHuman, cueNonhuman, cueSelf}
+	sentenceCues = []string{cueRemote, cueChronic, cueMild, cueIntense}
+	messageCues  = []string{cueActual, cueUrgent, cueFiction, cueClinical}
+)
+
+func indexCues(d *doc, ms []match) *cues {
+	c := &cues{ends: map[string][]bool{}, starts: map[string][]bool{}, sentence: map[string][]bool{}, message: map[string]bool{}}
+	for _, s := range wordCues {
+		c.ends[s] = make([]bool, len(d.toks))
+		c.starts[s] = make([]bool, len(d.toks))
+	}
+	for _, s := range sentenceCues {
+		c.sentence[s] = make([]bool, d.sentences)
+	}
+	for _, m := range ms {
+		sec := m.p.section
+		switch {
+		case sec == secExclude || sec == secFigure:
+			c.spans = append(c.spans, m)
+		case c.ends[sec] != nil:
+			c.ends[sec][m.end-1] = true
+			c.starts[sec][m.start] = true
+		case c.sentence[sec] != nil:
+			c.sentence[sec][d.toks[m.start].sent] = true
+		case strings.HasPrefix(sec, "cue."):
+			c.message[sec] = true
+		}
+	}
+	for _, m := range ms {
+		if strings.HasPrefix(m.p.section, secEmerg) && m.p.level != "weak" && !c.excluded(m) {
+			c.emergencyWords = true
+			break
+		}
+	}
+	for j, not := range c.ends[cueNotCond] {
+		if not {
+			c.ends[cueCond][j] = false
+		}
+	}
+	if d.exclaim >= 2 {
+		c.message[cueUrgent] = true
+	}
+	return c
+}
+
+// endsWithin reports whether a word-level cue ends in [from, to] within sentence sent.
+func (c *cues) endsWithin(d *doc, sec string, from, to, sent int) bool {
+	e := c.ends[sec]
+	for j := max(from, 0); j <= to && j < len(e); j++ {
+		if e[j] && d.toks[j].sent == sent {
+			return true
+		}
+	}
+	return false
+}
+
+// startsWithin reports whether a word-level cue starts in [from, to] within sentence sent.
+func (c *cues) startsWithin(d *doc, sec string, from, to, sent int) bool {
+	s := c.starts[sec]
+	for j := max(from, 0); j <= to && j < len(s); j++ {
+		if s[j] && d.toks[j].sent == sent {
+			return true
+		}
+	}
+	return false
+}
+
+// subject is the nearest person or thing before token i in its sentence: "human", "self",
+// "nonhuman" or "" when there is none within reach.
+func (c *cues) subject(d *doc, i int) string {
+	sent := d.toks[i].sent
+	for j := i - 1; j >= 0 && j >= i-8 && d.toks[j].sent == sent; j-- {
+		switch {
+		case c.ends[cueNonhuman][j] && !afterPreposition(d, j):
+			return "nonhuman"
+		case c.ends[cueSelf][j]:
+			return "self"
+		case c.ends[cueHuman][j]:
+			return "human"
+		}
+	}
+	return ""
+}
+
+// afterPreposition reports whether the word at j follows a preposition ("at the restaurant",
+// "on my phone"): a place or an instrument, not the subject.
+func afterPreposition(d *doc, j int) bool {
+	for k := j - 1; k >= 0 && k >= j-2 && d.toks[k].sent == d.toks[j].sent; k-- {
+		if prepositions[d.toks[k].text] {
+			return true
+		}
+	}
+	return false
+}
+
+var prepositions = func() map[string]bool {
+	m := map[string]bool{}
+	for _, w := range strings.Fields(`at in on from to near inside outside by with into onto behind under over during after before
+		beside next across through en dans sur chez avec pres a al del con cerca im am auf bei mit neben vor nach zum zur`) {
+		m[w] = true
+	}
+	return m
+}()
+
+// evidence is one emergency match that survived its context.
+type evidence struct {
+	m        match
+	category string
+	phrase   string
+}
+
+// emergencyResult is the outcome of the emergency rules.
+type emergencyResult struct {
+	category string
+	score    float64
+	found    []evidence
+}
+
+// detectEmergency applies the emergency lexicon to a message. An acute match ("isn't breathing",
+// "crushing chest pain") is enough; a topic ("having a stroke") needs the writer or a person near
+// them to be involved now; a red-flag sign ("chest pain", "arm is numb") counts with another sign, an
+// intensifier, a call for help, or a person it is happening to ("my chest hurts"); weak signs
+// ("sweating") only count next to a red flag. Any of them is dropped when it is negated, hypothetical or
+// informational ("what are the signs of ..."), in the past ("last year"), about a thing ("the server
+// isn't responding"), in fiction or an exam-style clinical case, or overlapped by another sense
+// ("bleeding cash").
+func detectEmergency(d *doc, ms []match, c *cues) (emergencyResult, bool) {
+	urgent := c.message[cueUrgent]
+	actual := c.message[cueActual] || urgent
+	var acute, topic, strong, weak []evidence
+	boosted := false
+	for _, m := range ms {
+		if !strings.HasPrefix(m.p.section, secEmerg) {
+			continue
+		}
+		sent := d.toks[m.start].sent
+		if c.excluded(m) || c.endsWithin(d, cueNegation, m.start-2, m.start-1, sent) {
+			continue
+		}
+		switch c.subject(d, m.start) {
+		case "nonhuman":
+			continue
+		case "self":
+			if m.p.has("3p") {
+				continue
+			}
+		}
+		if !urgent && (c.message[cueFiction] || c.message[cueClinical] || c.sentence[cueRemote][sent]) {
+			continue
+		}
+		hypothetical := c.endsWithin(d, cueCond, m.start-10, m.start-1, sent) ||
+			c.endsWithin(d, cueInfo, m.start-10, m.start-1, sent) ||
+			c.startsWithin(d, cueInfoPost, m.end, m.end+1, sent)
+		if hypothetical && !urgent {
+			continue
+		}
+		ev := evidence{m: m, category: strings.TrimPrefix(m.p.section, secEmerg), phrase: phraseOf(d, m)}
+		if !urgent && c.sentence[cueChronic][sent] && ev.category != "self_harm" {
+			continue // thoughts of self-harm for weeks still get the crisis line
+		}
+		switch m.p.level {
+		case "acute":
+			acute = append(acute, ev)
+		case "topic":
+			if actual && !c.endsWithin(d, cuePast, m.start-3, m.start-1, sent) {
+				topic = append(topic, ev)
+			}
+		case "sign", "weak":
+			if c.sentence[cueMild][sent] && !urgent {
+				continue
+			}
+			if m.p.level == "weak" {
+				weak = append(weak, ev)
+				continue
+			}
+			strong = appendDistinct(strong, ev)
+			if c.sentence[cueIntense][sent] {
+				boosted = true
+			}
+		}
+	}
+	switch {
+	case len(acute) > 0:
+		return result(1, acute, topic, strong), true
+	case len(topic) > 0:
+		return result(0.9, topic, strong), true
+	case len(strong) >= 2 || (len(strong) == 1 && (len(weak) > 0 || boosted || urgent || c.message[cueActual])):
+		return result(0.8, strong, weak), true
+	}
+	return emergencyResult{}, false
+}
+
+func result(score float64, groups ...[]evidence) emergencyResult {
+	var all []evidence
+	for _, g := range groups {
+		all = append(all, g...)
+	}
+	return emergencyResult{category: all[0].category, score: score, found: all}
+}
+
+// appendDistinct adds ev unless a sign with the same phrase is there already.
+func appendDistinct(list []evidence, ev evidence) []evidence {
+	for _, e := range list {
+		if e.phrase == ev.phrase || (e.m.start <= ev.m.start && ev.m.end <= e.m.end) {
+			return list
+		}
+	}
+	return append(list, ev)
+}
+
+// excluded reports whether m overlaps a match of the exclude or figurative sections.
+func (c *cues) excluded(m match) bool {
+	for _, x := range c.spans {
+		if x.start < m.end && m.start < x.end {
+			return true
+		}
+	}
+	return false
+}
+
+// phraseOf is the text a match covered, as the writer spelled it (normalised).
+func phraseOf(d *doc, m match) string {
+	parts := make([]string, 0, m.end-m.start)
+	for _, t := range d.toks[m.start:m.end] {
+		parts = append(parts, t.orig)
+	}
+	return strings.Join(parts, " ")
+}
+
+// reason renders the evidence: `cardiac: "crushing chest pain" + "arm is numb"`.
+func (r emergencyResult) reason() string {
+	var b strings.Builder
+	b.WriteString(r.category)
+	b.WriteString(": ")
+	seen := map[string]bool{}
+	n := 0
+	for _, e := range r.found {
+		if seen[e.phrase] || n == 3 {
+			continue
+		}
+		seen[e.phrase] = true
+		if n > 0 {
+			b.WriteString(" + ")
+		}
+		fmt.Fprintf(&b, "%q", e.phrase)
+		n++
+	}
+	return b.String()
+}

@@ -1,0 +1,220 @@
+package guard
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/medassist/medassist/assets"
+	"github.com/medassist/medassist/internal/testutil"
+)
+
+var (
+	sharedOnce  sync.Once
+	sharedGuard *Guard
+	sharedErr   error
+)
+
+// testGuard is one guard with the default configuration, built once for the package's tests.
+func testGuard(t testing.TB) *Guard {
+	t.Helper()
+	sharedOnce.Do(func() { sharedGuard, sharedErr = New(DefaultConfig()) })
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	return sharedGuard
+}
+
+// labelled is one message of testdata/guard/labelled.jsonl.
+type labelled struct {
+	Text     string `json:"text"`
+	Label    string `json:"label"` // emergency, medical, non_medical
+	Category string `json:"category"`
+	Form     string `json:"form,omitempty"`
+}
+
+func loadLabelled(t testing.TB) []labelled { return loadSet(t, "labelled.jsonl") }
+
+// loadSet reads a labelled JSON Lines file of testdata/guard.
+func loadSet(t testing.TB, name string) []labelled {
+	t.Helper()
+	f, err := os.Open(filepath.Join(testutil.RepoRoot(), "testdata", "guard", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []labelled
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		var l labelled
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("%s:%d: %v", name, n, err)
+		}
+		out = append(out, l)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// expected is the verdict each label should get.
+var expected = map[string]Kind{"emergency": Emergency, "medical": Allow, "non_medical": OutOfDomain}
+
+// confusion counts verdicts per label.
+type confusion map[string]map[Kind]int
+
+func (c confusion) rate(label string, k Kind) float64 {
+	n := 0
+	for _, v := range c[label] {
+		n += v
+	}
+	return float64(c[label][k]) / float64(n)
+}
+
+func (c confusion) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| label \\ verdict | emergency | allow | out_of_domain | invalid | total |\n|---|---|---|---|---|---|\n")
+	for _, label := range []string{"emergency", "medical", "non_medical"} {
+		row := c[label]
+		total := row[Emergency] + row[Allow] + row[OutOfDomain] + row[Invalid]
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d |\n", label, row[Emergency], row[Allow], row[OutOfDomain], row[Invalid], total)
+	}
+	return b.String()
+}
+
+// evaluate checks every message of a set and returns the confusion matrix, logging the misses.
+func evaluate(t *testing.T, g *Guard, set []labelled) confusion {
+	c := confusion{}
+	for _, l := range set {
+		want, ok := expected[l.Label]
+		if !ok {
+			t.Fatalf("unknown label %q for %q", l.Label, l.Text)
+		}
+		v := g.Check(l.Text)
+		if c[l.Label] == nil {
+			c[l.Label] = map[Kind]int{}
+		}
+		c[l.Label][v.Kind]++
+		if v.Kind != want {
+			t.Logf("%s/%s → %s: %q (%s)", l.Label, l.Category, v.Kind, l.Text, v.Reason)
+		}
+	}
+	return c
+}
+
+// holdToTargets asserts the issue's numbers: emergency recall >= 0.99, medical allowed >= 0.97,
+// non-medical refused >= 0.95.
+func holdToTargets(t *testing.T, name string, c confusion, n int) {
+	t.Logf("%s: confusion matrix on %d messages:\n%s", name, n, c)
+	recall, allowed, refused := c.rate("emergency", Emergency), c.rate("medical", Allow), c.rate("non_medical", OutOfDomain)
+	t.Logf("%s: emergency recall %.3f, medical allowed %.3f, non-medical refused %.3f", name, recall, allowed, refused)
+	if recall < 0.99 {
+		t.Errorf("%s: emergency recall %.3f < 0.99", name, recall)
+	}
+	if allowed < 0.97 {
+		t.Errorf("%s: medical allowed %.3f < 0.97", name, allowed)
+	}
+	if refused < 0.95 {
+		t.Errorf("%s: non-medical refused %.3f < 0.95", name, refused)
+	}
+}
+
+// TestLabelledSet runs the project's labelled messages (testdata/guard/labelled.jsonl) and holds
+// the guard to the issue's numbers.
+func TestLabelledSet(t *testing.T) {
+	set := loadLabelled(t)
+	if len(set) < 300 {
+		t.Fatalf("labelled set has %d messages; want at least 300", len(set))
+	}
+	holdToTargets(t, "labelled.jsonl", evaluate(t, testGuard(t), set), len(set))
+}
+
+// TestBlindSet runs testdata/guard/blind.jsonl: messages written in two rounds after the lexicons
+// and examples were first complete, each round evaluated once before any change (GUARD.md gives those
+// first numbers); the misses they showed were fixed by general rules, not by copying them.
+func TestBlindSet(t *testing.T) {
+	set := loadSet(t, "blind.jsonl")
+	holdToTargets(t, "blind.jsonl", evaluate(t, testGuard(t), set), len(set))
+}
+
+// TestFlashcardsAllowed checks medical questions written by others: the questions of the shared
+// medical flashcards (skipped when ../shared is absent). They are exam-style and often basic
+// science, harder than a patient's question, so the bar is lower than the issue's 0.97; none of
+// them describes an emergency happening now.
+func TestFlashcardsAllowed(t *testing.T) {
+	f, err := os.Open(testutil.Flashcards(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	g := testGuard(t)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	kinds := map[Kind]int{}
+	n := 0
+	for sc.Scan() {
+		var card struct {
+			Input string `json:"input"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &card); err != nil || strings.TrimSpace(card.Input) == "" {
+			continue
+		}
+		kinds[g.Check(card.Input).Kind]++
+		n++
+	}
+	allowed, emergencies := float64(kinds[Allow])/float64(n), float64(kinds[Emergency])/float64(n)
+	t.Logf("flashcard questions: %d; allowed %.3f, out of domain %.3f, emergency %.4f, invalid %d",
+		n, allowed, float64(kinds[OutOfDomain])/float64(n), emergencies, kinds[Invalid])
+	if allowed < 0.90 || emergencies > 0.005 {
+		t.Errorf("flashcards: allowed %.3f (want >= 0.90), emergency %.4f (want <= 0.005)", allowed, emergencies)
+	}
+}
+
+var wordRe = regexp.MustCompile(`[\p{L}\p{N}]+`)
+
+func wordSet(s string) map[string]bool {
+	m := map[string]bool{}
+	for _, w := range wordRe.FindAllString(strings.ToLower(s), -1) {
+		m[w] = true
+	}
+	return m
+}
+
+// TestLabelledSetIsHeldOut checks that no evaluation message (labelled and blind sets) is a copy or
+// a near copy (80% of the same words) of a training example.
+func TestLabelledSetIsHeldOut(t *testing.T) {
+	var train []string
+	for _, f := range exampleFiles {
+		text, err := readAsset(assets.GuardFiles(), "", "examples/"+f.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		train = append(train, exampleLines(text)...)
+	}
+	sets := make([]map[string]bool, len(train))
+	for i, tr := range train {
+		sets[i] = wordSet(tr)
+	}
+	for _, l := range append(loadLabelled(t), loadSet(t, "blind.jsonl")...) {
+		w := wordSet(l.Text)
+		for i, s := range sets {
+			inter := 0
+			for k := range w {
+				if s[k] {
+					inter++
+				}
+			}
+			union := len(w) + len(s) - inter
+			if union > 0 && float64(inter)/float64(union) >= 0.8 {
+				t.Errorf("evaluation message %q is too close to training example %q", l.Text, train[i])
+			}
+		}
+	}
+}
