@@ -44,6 +44,8 @@ type cues struct {
 	// emergencyWords: an emergency pattern stronger than a weak sign matched outside the exclude
 	// and figurative spans.
 	emergencyWords bool
+	// weakWords: only weak signs matched (sweating, vomiting, confused, hives).
+	weakWords bool
 }
 
 var (
@@ -76,9 +78,12 @@ func indexCues(d *doc, ms []match) *cues {
 		}
 	}
 	for _, m := range ms {
-		if strings.HasPrefix(m.p.section, secEmerg) && m.p.level != "weak" && !c.excluded(m) {
-			c.emergencyWords = true
-			break
+		if strings.HasPrefix(m.p.section, secEmerg) && !c.excluded(m) {
+			if m.p.level == "weak" {
+				c.weakWords = true
+			} else {
+				c.emergencyWords = true
+			}
 		}
 	}
 	for j, not := range c.ends[cueNotCond] {
@@ -188,7 +193,9 @@ func detectEmergency(d *doc, ms []match, c *cues) (emergencyResult, bool) {
 		}
 		switch c.subject(d, m.start) {
 		case "nonhuman":
-			continue
+			if !c.endsWithin(d, cueHuman, m.start, m.end-1, sent) {
+				continue // "the server is unresponsive"; but "... the lawn ... pain in my chest" is a person's
+			}
 		case "self":
 			if m.p.has("3p") {
 				continue
@@ -199,13 +206,14 @@ func detectEmergency(d *doc, ms []match, c *cues) (emergencyResult, bool) {
 		}
 		hypothetical := c.endsWithin(d, cueCond, m.start-10, m.start-1, sent) ||
 			c.endsWithin(d, cueInfo, m.start-10, m.start-1, sent) ||
+			c.startsWithin(d, cueInfo, m.start-10, m.start-1, sent) || // "what temperature is a fever in a newborn"
 			c.startsWithin(d, cueInfoPost, m.end, m.end+1, sent)
 		if hypothetical && !urgent {
 			continue
 		}
 		ev := evidence{m: m, category: strings.TrimPrefix(m.p.section, secEmerg), phrase: phraseOf(d, m)}
-		if !urgent && c.sentence[cueChronic][sent] && ev.category != "self_harm" {
-			continue // thoughts of self-harm for weeks still get the crisis line
+		if !urgent && c.sentence[cueChronic][sent] && !lastsLonger(ev, m) {
+			continue
 		}
 		switch m.p.level {
 		case "acute":
@@ -237,6 +245,19 @@ func detectEmergency(d *doc, ms []match, c *cues) (emergencyResult, bool) {
 		return result(0.8, strong, weak), true
 	}
 	return emergencyResult{}, false
+}
+
+// lastsLonger reports whether a match stays an emergency however long it has gone on: thoughts of
+// self-harm for weeks still get the crisis line, and a seizure, a bleed or unconsciousness that has
+// gone on "for ages" is worse, not chronic.
+func lastsLonger(ev evidence, m match) bool {
+	switch ev.category {
+	case "self_harm":
+		return true
+	case "seizure", "bleeding", "unconscious":
+		return m.p.level == "acute"
+	}
+	return false
 }
 
 func result(score float64, groups ...[]evidence) emergencyResult {

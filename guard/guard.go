@@ -321,10 +321,10 @@ func (g *Guard) Check(text string) Verdict {
 
 // backstop asks the emergency classifier about a message the emergency rules let through. It only
 // speaks when the message holds emergency-lexicon words (a sign that did not add up, a topic without
-// a person) and is about the writer or a person near them, now: no hypothetical, informational,
+// a person, or only weak signs such as "confused" or "hives") and is about the writer or a person near them, now: no hypothetical, informational,
 // clinical-case, past, chronic or fictional framing anywhere in it.
 func (g *Guard) backstop(d *doc, c *cues, x sparse, lang, locale string) (Verdict, bool) {
-	if g.emerg == nil || !c.emergencyWords || !(c.message[cueActual] || c.message[cueUrgent]) || c.message[cueFiction] || c.message[cueClinical] {
+	if g.emerg == nil || !(c.emergencyWords || c.weakWords) || !(c.message[cueActual] || c.message[cueUrgent]) || c.message[cueFiction] || c.message[cueClinical] {
 		return Verdict{}, false
 	}
 	for _, sec := range []string{cueInfo, cueInfoPost, cueCond, cuePast, cueNegation} {
