@@ -480,7 +480,11 @@ func auc(scores []oofScore) float64 {
 // negatives score at or above it (for the emergency backstop: precision first), and reports the
 // share of positives it catches there.
 func calibrateRate(data []example, seed uint64, maxFPR float64) (threshold, recall, fpr float64) {
-	scores := outOfFold(data, seed, 1)
+	return rateThreshold(outOfFold(data, seed, 1), maxFPR)
+}
+
+// rateThreshold is calibrateRate's choice over given out-of-fold scores.
+func rateThreshold(scores []oofScore, maxFPR float64) (threshold, recall, fpr float64) {
 	var neg, pos []float64
 	for _, s := range scores {
 		if s.ood {

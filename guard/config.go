@@ -30,6 +30,11 @@ type Config struct {
 	// Threshold is the out-of-domain probability at or above which a message is refused.
 	// 0 means calibrate it by cross-validation on the training examples when the guard is built.
 	Threshold float64 `koanf:"threshold"`
+	// EmergencyModel picks the emergency detector: "rules" (the lexicon rules and the gated backstop
+	// classifier) or "learned" (the same, plus a classifier trained on generated and hand-written
+	// emergencies that decides every message the rules let through). Empty means
+	// DefaultEmergencyModel.
+	EmergencyModel string `koanf:"emergency-model"`
 	// Disclaimer is appended exactly once to every allowed answer.
 	Disclaimer string `koanf:"disclaimer"`
 	// SeekCare is the "When to seek care" section used when the model's answer has none.
@@ -61,10 +66,19 @@ func DefaultConfig() Config {
 			"GB": "116 123 (Samaritans)", "ES": "024 (línea de atención a la conducta suicida)",
 			"FR": "3114 (numéro national de prévention du suicide)", "DE": "0800 111 0 111 (TelefonSeelsorge)",
 		},
-		Disclaimer: Disclaimer,
-		SeekCare:   SeekCare,
+		EmergencyModel: DefaultEmergencyModel,
+		Disclaimer:     Disclaimer,
+		SeekCare:       SeekCare,
 	}
 }
+
+// Emergency detectors (Config.EmergencyModel).
+const (
+	ModelRules   = "rules"
+	ModelLearned = "learned"
+	// DefaultEmergencyModel is the detector of DefaultConfig.
+	DefaultEmergencyModel = ModelLearned
+)
 
 var localeRe = regexp.MustCompile(`^[a-z]{2}(-[A-Za-z]{2})?$`)
 
@@ -73,6 +87,7 @@ func (c Config) Validate() error {
 	errs := []error{
 		config.Check(c.MaxChars >= 1 && c.MaxChars <= 100000, "max-chars", c.MaxChars, "between 1 and 100000"),
 		config.Check(c.Threshold == 0 || (c.Threshold > 0 && c.Threshold < 1), "threshold", c.Threshold, "0 (calibrate) or strictly between 0 and 1"),
+		config.Check(c.EmergencyModel == "" || c.EmergencyModel == ModelRules || c.EmergencyModel == ModelLearned, "emergency-model", c.EmergencyModel, `"rules" or "learned"`),
 		config.Check(strings.TrimSpace(c.Disclaimer) != "", "disclaimer", c.Disclaimer, "a non-empty text"),
 		config.Check(strings.TrimSpace(c.SeekCare) != "", "seek-care", c.SeekCare, "a non-empty text"),
 		config.Check(c.number(c.locale("en")) != "", "emergency-numbers", c.EmergencyNumbers, "a number for the en locale's region or a \"default\" entry"),

@@ -36,37 +36,49 @@ const trainSeed = 20240611
 const wordsFile = "words_en.txt"
 
 //go:generate go run ./internal/genwords
+//go:generate go run ./internal/genmodel
 
 // Guard checks messages and formats answers. Build it with New.
 type Guard struct {
-	cfg       Config
-	lex       *lexicon
-	spell     *speller
-	clf       *classifier
-	threshold float64
-	calib     Calibration
-	emerg     *classifier // emergency backstop: emergency examples against all others
-	emergThr  float64
-	emergCal  BackstopCalibration
-	msgs      map[string]map[string]string // language → key → text
-	langWords map[string]map[string]bool   // language → function words
-	metrics   atomic.Pointer[Metrics]
+	cfg             Config
+	lex             *lexicon
+	spell           *speller
+	clf             *classifier
+	threshold       float64
+	calib           Calibration
+	emerg           *classifier // emergency backstop: emergency examples against all others
+	emergThr        float64
+	emergCal        BackstopCalibration
+	learned         *classifier // learned emergency detector (Config.EmergencyModel "learned")
+	learnedCal      LearnedCalibration
+	learnedSelfHarm *classifier                  // among the learned detector's emergencies: self-harm or not
+	learnedKey      [32]byte                     // digest of the learned detector's inputs
+	msgs            map[string]map[string]string // language → key → text
+	langWords       map[string]map[string]bool   // language → function words
+	metrics         atomic.Pointer[Metrics]
 }
 
 // New compiles the lexicons, builds the typo corrector, and trains and calibrates the out-of-domain
 // classifier and the emergency backstop on the examples (about 0.4 s of CPU with the embedded ones;
 // deterministic).
-func New(cfg Config) (*Guard, error) {
+func New(cfg Config) (*Guard, error) { return build(cfg, false) }
+
+// build is New; retrain makes the learned emergency detector train even when the embedded model
+// fits the files (for go generate).
+func build(cfg Config, retrain bool) (*Guard, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("guard config: %w", err)
 	}
 	g := &Guard{cfg: cfg, lex: newLexicon()}
 	files := assets.GuardFiles()
+	var lexicons strings.Builder
 	for _, name := range lexiconFiles {
 		text, err := readAsset(files, cfg.LexiconDir, name)
 		if err != nil {
 			return nil, err
 		}
+		lexicons.WriteString(text)
+		lexicons.WriteByte(0)
 		if err := g.lex.parse(name, text); err != nil {
 			return nil, fmt.Errorf("guard lexicon: %w", err)
 		}
@@ -118,6 +130,11 @@ func New(cfg Config) (*Guard, error) {
 		g.emergThr, g.emergCal.Recall, g.emergCal.FalseAlarms = calibrateRate(emerg, trainSeed+7, backstopFPR)
 		g.emergCal.Threshold = g.emergThr
 		g.emerg = train(emerg, trainSeed+7)
+	}
+	if cfg.EmergencyModel == ModelLearned || cfg.EmergencyModel == "" {
+		if err := g.trainLearned(texts, lexicons.String()+words, retrain); err != nil {
+			return nil, err
+		}
 	}
 	return g, nil
 }
@@ -308,6 +325,9 @@ func (g *Guard) Check(text string) Verdict {
 				Reason:  fmt.Sprintf("prompt_injection: %q asks the assistant to drop its instructions or role", phraseOf(&d, m)),
 				Message: g.message(lang, "prompt_injection")}
 		}
+	}
+	if v, ok := g.learnedVerdict(&d, c, x, lang, locale); ok {
+		return v
 	}
 	p := g.clf.prob(x)
 	if p >= g.threshold {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/medassist/medassist/assets"
+	"github.com/medassist/medassist/guard/internal/gen"
 	"github.com/medassist/medassist/internal/testutil"
 )
 
@@ -156,6 +157,29 @@ func TestBlindSets(t *testing.T) {
 	}
 }
 
+// firstRunSets were written after the guard was otherwise complete and are kept as they were first
+// run: no lexicon, example or generator change was made because of them. blind4.jsonl was written
+// before the learned emergency detector was trained; GUARD.md has its first-run numbers.
+var firstRunSets = []string{"blind4.jsonl"}
+
+// TestFirstRunSets reports the first-run sets and holds them to floors a little under their
+// recorded first-run numbers (a drop means a regression on text the guard was never tuned on).
+func TestFirstRunSets(t *testing.T) {
+	g := testGuard(t)
+	for _, name := range firstRunSets {
+		t.Run(name, func(t *testing.T) {
+			set := loadSet(t, name)
+			c := evaluate(t, g, set)
+			recall, allowed, refused := c.rate("emergency", Emergency), c.rate("medical", Allow), c.rate("non_medical", OutOfDomain)
+			t.Logf("%s: confusion matrix on %d messages:\n%s", name, len(set), c)
+			t.Logf("%s: emergency recall %.3f, medical allowed %.3f, non-medical refused %.3f", name, recall, allowed, refused)
+			if recall < 0.94 || allowed < 0.95 || refused < 0.94 {
+				t.Errorf("%s: emergency recall %.3f (floor 0.94), medical allowed %.3f (floor 0.95), non-medical refused %.3f (floor 0.94)", name, recall, allowed, refused)
+			}
+		})
+	}
+}
+
 // TestFlashcardsAllowed checks medical questions written by others: the questions of the shared
 // medical flashcards (skipped when ../shared is absent). They are exam-style and often basic
 // science, harder than a patient's question, so the bar is lower than the 0.97; none of
@@ -210,13 +234,17 @@ func TestLabelledSetIsHeldOut(t *testing.T) {
 		}
 		train = append(train, exampleLines(text)...)
 	}
-	sets := make([]map[string]bool, len(train))
-	for i, tr := range train {
-		sets[i] = wordSet(tr)
-	}
+	var sets []map[string]bool
 	all := loadLabelled(t)
-	for _, name := range heldOutSets {
+	for _, name := range append(append([]string(nil), heldOutSets...), firstRunSets...) {
 		all = append(all, loadSet(t, name)...)
+	}
+	for _, e := range gen.Generate(genSeed, gen.DefaultCounts) {
+		train = append(train, e.Text)
+	}
+	sets = sets[:0]
+	for _, tr := range train {
+		sets = append(sets, wordSet(tr))
 	}
 	for _, l := range all {
 		w := wordSet(l.Text)
