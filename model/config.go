@@ -26,6 +26,7 @@ type Config struct {
 	RMSNormEps            float64      `json:"rms_norm_eps"`
 	RopeTheta             float64      `json:"rope_theta"`
 	RopeScaling           *RopeScaling `json:"rope_scaling"`
+	RopeParameters        *RopeParams  `json:"rope_parameters,omitempty"` // transformers ≥ 5 spelling of rope_theta + rope_scaling
 	TieWordEmbeddings     bool         `json:"tie_word_embeddings"`
 	HiddenAct             string       `json:"hidden_act"`
 	AttentionBias         bool         `json:"attention_bias"`
@@ -45,6 +46,12 @@ type RopeScaling struct {
 	LowFreqFactor                 float64 `json:"low_freq_factor,omitempty"`
 	HighFreqFactor                float64 `json:"high_freq_factor,omitempty"`
 	OriginalMaxPositionEmbeddings int     `json:"original_max_position_embeddings,omitempty"`
+}
+
+// RopeParams is transformers 5's rope_parameters: rope_theta and the scaling fields in one object.
+type RopeParams struct {
+	RopeTheta float64 `json:"rope_theta"`
+	RopeScaling
 }
 
 // Kind is the scaling kind, whichever of the two keys a config uses.
@@ -75,6 +82,15 @@ func ParseConfig(b []byte) (*Config, error) {
 	}
 	if err := json.Unmarshal(b, &c.raw); err != nil {
 		return nil, fmt.Errorf("parse config: %w", err)
+	}
+	if rp := c.RopeParameters; rp != nil {
+		if c.RopeTheta == 0 {
+			c.RopeTheta = rp.RopeTheta
+		}
+		if k := rp.Kind(); c.RopeScaling == nil && k != "" && k != "default" {
+			sc := rp.RopeScaling
+			c.RopeScaling = &sc
+		}
 	}
 	if c.NumKeyValueHeads == 0 {
 		c.NumKeyValueHeads = c.NumAttentionHeads
