@@ -9,7 +9,7 @@ export GOEXPERIMENT := simd
 GO ?= go
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all setup build test bench lint fmt clean
+.PHONY: all setup build run test bench lint fmt clean
 
 all: build
 
@@ -20,6 +20,10 @@ $(NATIVE)/lib/libonnxruntime.so $(NATIVE)/lib/libtokenizers.a: scripts/setup.sh
 
 build: setup
 	$(GO) build -o bin/medassist ./cmd/medassist
+
+# The main job (scripts/run.sh): BASE, DATA, SWEEP, OUT, QUANTIZE, EVAL_EXAMPLES select inputs and outputs.
+run: build
+	scripts/run.sh
 
 test: setup
 	$(GO) vet ./...

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Engine speed in one run: this machine's memory-read bandwidth (bench/membw.c on 2 threads), then
+# `medassist bench` (batch 1) on TinyLlama-shaped float32 and int4 exports, then the peer —
+# transformers.js on onnxruntime-node (bench/peer.mjs) — on the same model.onnx files with the same
+# prompt ids, prompt length, new tokens and threads. Every step writes JSON into $OUT; the summary
+# (bench/summary.mjs) compares decode speed with the bandwidth floor and with the peer.
+#
+#   bench/engine.sh                      # defaults below; exports are made when missing
+#   PROMPT=128 NEW=64 RUNS=3 THREADS=2 FP32=DIR INT4=DIR BIN=bin/medassist bench/engine.sh
+#   EXTRA="int4-acc4=DIR" bench/engine.sh  # more exports, measured the same way (name=dir ...)
+#
+# Missing models are created: a random TinyLlama-shaped HF model (medassist init, from the TinyLlama
+# config in ../shared) and its float32 and int4 exports (medassist export). The measuring phase
+# holds $LOCK so that other heavy jobs on a shared machine wait.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+CACHE=${CACHE:-/work/cache}
+RANDOM_DIR=${RANDOM_DIR:-$CACHE/tinyllama-random}
+FP32=${FP32:-$CACHE/tinyllama-onnx-fp32}
+INT4=${INT4:-$CACHE/tinyllama-onnx-int4}
+INT4_FLAGS=${INT4_FLAGS:---quantize int4}
+TINYLLAMA_CONFIG=${TINYLLAMA_CONFIG:-$root/../shared/models/tinyllama-1.1b-chat-v1.0}
+PROMPT=${PROMPT:-128}
+NEW=${NEW:-64}
+RUNS=${RUNS:-3}
+THREADS=${THREADS:-2}
+MEMBW_MIB=${MEMBW_MIB:-4096}
+LOCK=${LOCK:-/work/logs/heavy.lock}
+OUT=${OUT:-$root/out/bench/engine/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+log() { printf 'bench/engine.sh: %s\n' "$*" >&2; }
+
+export CGO_ENABLED=1 GOEXPERIMENT=${GOEXPERIMENT:-simd}
+export CGO_LDFLAGS=${CGO_LDFLAGS:--L$root/.cache/native/lib}
+export MEDASSIST_ORT_LIB=${MEDASSIST_ORT_LIB:-$root/.cache/native/lib/libonnxruntime.so}
+BIN=${BIN:-}
+if [ -z "$BIN" ]; then
+  BIN=$OUT/medassist
+  log "building $BIN"
+  go build -o "$BIN" ./cmd/medassist
+fi
+cc -O3 -march=native -pthread -o "$OUT/membw" bench/membw.c
+if [ ! -d bench/node_modules/@huggingface/transformers ]; then
+  log "installing the peer (npm, bench/node_modules)"
+  (cd bench && npm install --ignore-scripts --no-audit --no-fund --silent)
+fi
+
+# Models, made once.
+heavy() { flock "$LOCK" "$@"; }
+if [ ! -s "$FP32/model.onnx" ] || [ ! -s "$INT4/model.onnx" ]; then
+  if [ ! -s "$RANDOM_DIR/config.json" ]; then
+    log "creating $RANDOM_DIR (random weights, TinyLlama shapes)"
+    heavy "$BIN" init --from-config "$TINYLLAMA_CONFIG" --random --seed 1 --out "$RANDOM_DIR"
+  fi
+  [ -s "$FP32/model.onnx" ] || heavy "$BIN" export --model "$RANDOM_DIR" --out "$FP32" --progress=false
+  # shellcheck disable=SC2086 # INT4_FLAGS is a list of flags
+  [ -s "$INT4/model.onnx" ] || heavy "$BIN" export --model "$RANDOM_DIR" --out "$INT4" $INT4_FLAGS --progress=false
+fi
+
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) cores"
+  echo "memory: $(free -g | awk '/Mem:/ {print $2}') GiB"
+  echo "kernel: $(uname -r)"
+  echo "go: $(go version | cut -d' ' -f3), node: $(node --version)"
+  echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "settings: PROMPT=$PROMPT NEW=$NEW RUNS=$RUNS THREADS=$THREADS FP32=$FP32 INT4=$INT4 EXTRA=${EXTRA:-}"
+} >"$OUT/machine.txt"
+
+MODELS="fp32=$FP32 int4=$INT4 ${EXTRA:-}"
+echo "$MODELS" | tr ' ' '\n' | sed '/^$/d' >"$OUT/models.txt"
+measure() {
+  log "memory bandwidth"
+  "$OUT/membw" "$MEMBW_MIB" "$THREADS" 8 >"$OUT/membw-before.json"
+  while IFS== read -r kind dir; do
+    log "medassist bench $kind ($dir)"
+    "$BIN" bench --model "$dir" --device cpu --threads "$THREADS" --prompt-tokens "$PROMPT" --new-tokens "$NEW" \
+      --runs "$RUNS" --json >"$OUT/medassist-$kind.json" 2>"$OUT/medassist-$kind.log" </dev/null
+    log "peer (transformers.js) $kind"
+    node bench/peer.mjs --model "$dir" --threads "$THREADS" --prompt-tokens "$PROMPT" --new-tokens "$NEW" \
+      --runs "$RUNS" >"$OUT/peer-$kind.json" 2>"$OUT/peer-$kind.log" </dev/null
+  done <"$OUT/models.txt"
+  log "memory bandwidth again"
+  "$OUT/membw" "$MEMBW_MIB" "$THREADS" 8 >"$OUT/membw-after.json"
+}
+export -f measure log
+export OUT BIN PROMPT NEW RUNS THREADS MEMBW_MIB
+log "measuring (holding $LOCK)"
+flock "$LOCK" bash -c measure
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
+node bench/summary.mjs "$OUT" | tee "$OUT/summary.md"

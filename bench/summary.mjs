@@ -1,0 +1,56 @@
+// Summarises one bench/engine.sh run folder as Markdown: the bandwidth floor, medassist against it,
+// int4 against float32, peak memory against the weights, and medassist against transformers.js.
+//
+//   node bench/summary.mjs out/bench/engine/<stamp>
+import fs from "node:fs";
+import path from "node:path";
+
+const dir = process.argv[2];
+if (!dir) {
+  console.error("usage: node bench/summary.mjs RUN_DIR");
+  process.exit(2);
+}
+const read = (f) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8"));
+const bwRuns = ["membw-before.json", "membw-after.json"].map(read);
+const bw = Math.max(...bwRuns.map((r) => r.best_gb_per_s)) * 1e9; // bytes/s
+const kinds = fs.readFileSync(path.join(dir, "models.txt"), "utf8").split("\n").filter(Boolean).map((l) => l.split("=")[0]);
+const ours = Object.fromEntries(kinds.map((k) => [k, read(`medassist-${k}.json`)]));
+const peer = Object.fromEntries(kinds.map((k) => [k, read(`peer-${k}.json`)]));
+
+const f = (x, d = 2) => x.toFixed(d);
+const gib = (b) => (b / 2 ** 30).toFixed(2);
+const best = (v) => Math.max(...v);
+const lines = [];
+const check = (ok, text) => lines.push(`- ${ok ? "PASS" : "FAIL"}: ${text}`);
+
+lines.push(`Memory-read bandwidth (membw, ${bwRuns[0].threads} threads, ${bwRuns[0].buffer_mib} MiB, best pass): ` +
+  bwRuns.map((r) => `${f(r.best_gb_per_s)} GB/s`).join(" before, ") + " after; floor uses the higher.");
+lines.push("");
+lines.push("| model | engine | decode tok/s (median / best) | floor tok/s | of floor | prefill tok/s | TTFT ms | peak RSS GiB | RSS / weights |");
+lines.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+for (const kind of kinds) {
+  const o = ours[kind], p = peer[kind];
+  const floor = bw / o.weight_bytes_per_token;
+  lines.push(`| ${kind} (${gib(o.weight_bytes)} GiB, ${gib(o.weight_bytes_per_token)} GiB/token) | medassist | ` +
+    `${f(o.decode_tokens_per_s)} / ${f(best(o.run_decode_tokens_per_s))} | ${f(floor)} | ${f((100 * o.decode_tokens_per_s) / floor, 0)}% | ` +
+    `${f(o.prefill_tokens_per_s, 1)} | ${f(o.ttft_ms, 0)} | ${gib(o.peak_rss_bytes)} | ${f(o.peak_rss_over_weights)} |`);
+  lines.push(`| | transformers.js | ${f(p.decode_tokens_per_s)} / ${f(best(p.run_decode_tokens_per_s))} | ${f(floor)} | ` +
+    `${f((100 * p.decode_tokens_per_s) / floor, 0)}% | ${f(p.prefill_tokens_per_s, 1)} | ${f(p.ttft_ms, 0)} | ` +
+    `${gib(p.peak_rss_bytes)} | ${f(p.peak_rss_bytes / o.weight_bytes)} |`);
+}
+lines.push("");
+const fp32Floor = bw / ours.fp32.weight_bytes_per_token;
+check(ours.fp32.decode_tokens_per_s >= 0.6 * fp32Floor,
+  `fp32 decode ${f(ours.fp32.decode_tokens_per_s)} tok/s is ${f((100 * ours.fp32.decode_tokens_per_s) / fp32Floor, 0)}% of the floor (≥ 60%)`);
+for (const kind of kinds.filter((k) => k.startsWith("int4"))) {
+  const speedup = ours[kind].decode_tokens_per_s / ours.fp32.decode_tokens_per_s;
+  check(speedup >= 3, `${kind} decode is ${f(speedup)}× fp32 (≥ 3×)`);
+}
+for (const kind of kinds) {
+  check(ours[kind].peak_rss_over_weights <= 1.3, `${kind} peak RSS ${f(ours[kind].peak_rss_over_weights)}× the weights (≤ 1.3×)`);
+  const d = ours[kind].decode_tokens_per_s / peer[kind].decode_tokens_per_s;
+  const t = peer[kind].ttft_ms / ours[kind].ttft_ms;
+  check(d >= 1, `${kind} decode ${f(d)}× transformers.js (not slower)`);
+  check(t >= 1, `${kind} time to first token ${f(t)}× faster than transformers.js (not slower)`);
+}
+console.log(lines.join("\n"));

@@ -1,0 +1,101 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/medassist/medassist/generation"
+
+	"github.com/medassist/medassist/internal/testutil"
+)
+
+type llamaGolden struct {
+	Model     string `json:"model"`
+	NewTokens int    `json:"new_tokens"`
+	Cases     []struct {
+		Prompt    string      `json:"prompt"`
+		IDs       []int32     `json:"ids"`
+		Logits    [][]float64 `json:"logits"`
+		GreedyIDs []int       `json:"greedy_ids"`
+	} `json:"cases"`
+}
+
+func loadLlamaGolden(t *testing.T) *llamaGolden {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "testdata", "llama", "stories260k.json"))
+	if err != nil {
+		t.Fatalf("golden logits (make them with tools/oracle/llama_golden.py): %v", err)
+	}
+	var g llamaGolden
+	if err := json.Unmarshal(b, &g); err != nil {
+		t.Fatal(err)
+	}
+	return &g
+}
+
+// TestStoriesLogitsMatchTransformers compares every logit of three prompts with HF transformers.
+func TestStoriesLogitsMatchTransformers(t *testing.T) {
+	dir := testutil.Stories260K(t)
+	golden := loadLlamaGolden(t)
+	s := testSession(t, dir)
+	for _, c := range golden.Cases {
+		got, err := s.Logits([][]int32{c.IDs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for pos, row := range c.Logits {
+			for v, want := range row {
+				worst = math.Max(worst, math.Abs(float64(got[0][pos][v])-want))
+			}
+		}
+		t.Logf("%q: %d positions, max |Δlogit| = %.2g", c.Prompt, len(c.Logits), worst)
+		if worst > 1e-4 {
+			t.Errorf("%q: logits differ from transformers by up to %g (want ≤ 1e-4)", c.Prompt, worst)
+		}
+	}
+}
+
+func testSession(t *testing.T, dir string) *session {
+	t.Helper()
+	b, err := NewBackend("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := openSession(b, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestStoriesGreedyMatchesTransformers decodes each golden prompt greedily with the GoMLX engine.
+func TestStoriesGreedyMatchesTransformers(t *testing.T) {
+	dir := testutil.Stories260K(t)
+	golden := loadLlamaGolden(t)
+	gen, err := OpenGenerator(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range golden.Cases {
+		prompt := make([]int, len(c.IDs))
+		for i, id := range c.IDs {
+			prompt[i] = int(id)
+		}
+		var streamed []int
+		res, err := gen.Generate(context.Background(), generation.Request{
+			PromptIDs: prompt, MaxNewTokens: golden.NewTokens, StopIDs: []int{2},
+		}, func(id int) error { streamed = append(streamed, id); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.IDs, c.GreedyIDs) || !slices.Equal(streamed, c.GreedyIDs) {
+			t.Errorf("%q: greedy ids\n got %v\nwant %v", c.Prompt, res.IDs, c.GreedyIDs)
+		}
+	}
+}
