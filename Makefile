@@ -13,9 +13,8 @@ TEST_TIMEOUT ?= 25m
 
 all: build
 
-setup: $(NATIVE)/lib/libonnxruntime.so $(NATIVE)/lib/libtokenizers.a
-
-$(NATIVE)/lib/libonnxruntime.so $(NATIVE)/lib/libtokenizers.a: scripts/setup.sh
+# Idempotent: installs only what .cache/native lacks.
+setup:
 	@scripts/setup.sh
 
 build: setup

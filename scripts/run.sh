@@ -17,6 +17,8 @@ SWEEP=${SWEEP:-$root/assets/sweeps/tinyllama.yaml}
 OUT=${OUT:-$root/runs/main}
 QUANTIZE=${QUANTIZE:-int4}
 EVAL_EXAMPLES=${EVAL_EXAMPLES:-50}
+# The validation split eval scores must be the one training held out: the sweeps' split settings.
+SPLIT=${SPLIT:-$(awk '/^defaults:/{d=1;next} /^[^ #]/{d=0} d && $1 ~ /^(max-examples|max-length|val-fraction|seed):$/ {k=$1; sub(":","",k); if (k=="max-examples") k="data-max-examples"; printf "--%s %s ", k, $2}' "$SWEEP")}
 say() { printf '\n==> %s\n' "$*" >&2; }
 
 mkdir -p "$OUT"
@@ -34,13 +36,16 @@ fi
 say "train: sweep $SWEEP on $data_file (resumes if interrupted)"
 "$bin" train --base "$base_dir" --data "$data_file" --out "$OUT" --sweep "$SWEEP"
 
-say "export base and fine-tuned models to ONNX ($QUANTIZE)"
-"$bin" export --model "$base_dir" --out "$OUT/onnx-base" --quantize "$QUANTIZE"
+say "export to ONNX: float32 base and fine-tuned for evaluation, $QUANTIZE for serving"
+"$bin" export --model "$base_dir" --out "$OUT/onnx-base-fp32"
+"$bin" export --model "$OUT/merged" --out "$OUT/onnx-fp32"
 "$bin" export --model "$OUT/merged" --out "$OUT/onnx" --quantize "$QUANTIZE"
 
+train_dir=$OUT
+[ -f "$OUT/best.txt" ] && train_dir=$OUT/runs/$(cut -f1 "$OUT/best.txt") # a sweep: plot the winner's run
 say "evaluate base vs fine-tuned"
-"$bin" eval --base "$OUT/onnx-base" --model "$OUT/onnx" --data "$data_file" --max-examples "$EVAL_EXAMPLES" \
-  --out "$OUT/evaluation_results.json" --report "$OUT/report" --train-dir "$OUT"
+"$bin" eval --base "$OUT/onnx-base-fp32" --model "$OUT/onnx-fp32" --data "$data_file" --max-examples "$EVAL_EXAMPLES" $SPLIT \
+  --out "$OUT/evaluation_results.json" --report "$OUT/report" --train-dir "$train_dir"
 
 say "done: $OUT/evaluation_results.json, $OUT/report/report.md"
 echo "serve it with: bin/medassist serve --model $OUT/onnx" >&2
