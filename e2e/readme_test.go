@@ -2,7 +2,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -70,18 +69,27 @@ func TestReadmeQuickStart(t *testing.T) {
 	cmd.Dir = repo
 	cmd.Env = cleanEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	// Files, not pipes: the server the block leaves running in the background inherits them, and a
+	// pipe would keep Wait waiting for it.
+	outF, err := os.Create(filepath.Join(tmp, "stdout"))
+	must(t, err)
+	errF, err := os.Create(filepath.Join(tmp, "stderr"))
+	must(t, err)
+	cmd.Stdout, cmd.Stderr = outF, errF
+	err = cmd.Run()
 	if cmd.Process != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) // the server the block started in the background
 	}
+	outF.Close()
+	errF.Close()
+	stdout, _ := os.ReadFile(outF.Name())
+	stderr, _ := os.ReadFile(errF.Name())
 	if err != nil {
-		t.Fatalf("README block failed: %v\nstdout:\n%s\nstderr (tail):\n%s", err, stdout.String(), tail(stderr.String(), 4000))
+		t.Fatalf("README block failed: %v\nstdout:\n%s\nstderr (tail):\n%s", err, stdout, tail(string(stderr), 4000))
 	}
 
 	// The last line of stdout is the chat completion.
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	lines := strings.Split(strings.TrimSpace(string(stdout)), "\n")
 	var resp struct {
 		Object  string `json:"object"`
 		Choices []struct {
@@ -93,7 +101,7 @@ func TestReadmeQuickStart(t *testing.T) {
 		} `json:"usage"`
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &resp); err != nil {
-		t.Fatalf("last output line is not a chat completion: %v\n%s", err, stdout.String())
+		t.Fatalf("last output line is not a chat completion: %v\n%s", err, stdout)
 	}
 	if resp.Object != "chat.completion" || len(resp.Choices) != 1 || resp.Choices[0].Message.Content == "" || resp.Usage.CompletionTokens == 0 {
 		t.Fatalf("unexpected completion: %+v", resp)
