@@ -79,6 +79,9 @@ func (b *Batch) Append(ctx context.Context, seqs [][]int) ([][]float32, error) {
 	longest := 0
 	for _, s := range seqs {
 		longest = max(longest, len(s))
+		if slices.Min(append([]int{0}, s...)) < 0 {
+			return nil, fmt.Errorf("append: negative token id in %v", s)
+		}
 	}
 	if longest == 0 {
 		return nil, errors.New("append: no tokens")

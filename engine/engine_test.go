@@ -527,3 +527,23 @@ func TestGraphIO(t *testing.T) {
 		t.Fatal("config.json read as ONNX")
 	}
 }
+
+func TestBatchRejectsBadInput(t *testing.T) {
+	e := openStories(t)
+	b, err := e.NewBatch(2, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	for _, seqs := range [][][]int{{{1, -1}, {1}}, {{1}}, {{}, {}}, {{1, 512}, {1}}} {
+		if _, err := b.Append(ctx, seqs); err == nil {
+			t.Errorf("Append(%v) accepted", seqs)
+		}
+	}
+	// The rejected calls left the batch usable.
+	logits, err := b.Append(ctx, [][]int{{1, 403}, {1}})
+	if err != nil || len(logits[0]) != 512 || len(logits[1]) != 512 || b.Len() != 2 {
+		t.Fatalf("after bad input: %v, len %d", err, b.Len())
+	}
+}

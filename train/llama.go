@@ -3,6 +3,7 @@ package train
 import (
 	"math"
 
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like maths
 	"github.com/medassist/medassist/model"
 )
@@ -104,22 +105,28 @@ func (l *Layer) Forward(x *Node, rope *rope, mask *Node, eps float64) *Node {
 // [batch·kvHeads, group·seq, headDim] so that each KV head serves its group of query heads in one
 // batched matrix product, without copying keys or values.
 func (sa *SelfAttention) Forward(x *Node, rope *rope, mask *Node) *Node {
+	out, _, _ := sa.forwardKV(x, rope, mask)
+	return out
+}
+
+// forwardKV is Forward that also returns the rotated keys and the values, [batch, kvHeads, seq, d].
+func (sa *SelfAttention) forwardKV(x *Node, rope *rope, mask *Node) (out, k, v *Node) {
 	dims := x.Shape().Dimensions
 	b, s := dims[0], dims[1]
 	kv, d := sa.NumKVHeads, sa.HeadDim
 	g := sa.NumHeads / kv
 	q := TransposeAllAxes(Reshape(sa.Query.Forward(x), b, s, kv, g, d), 0, 2, 3, 1, 4) // [b, kv, g, s, d]
-	k := TransposeAllAxes(Reshape(sa.Key.Forward(x), b, s, kv, d), 0, 2, 1, 3)         // [b, kv, s, d]
-	v := TransposeAllAxes(Reshape(sa.Value.Forward(x), b, s, kv, d), 0, 2, 1, 3)
+	k = TransposeAllAxes(Reshape(sa.Key.Forward(x), b, s, kv, d), 0, 2, 1, 3)          // [b, kv, s, d]
+	v = TransposeAllAxes(Reshape(sa.Value.Forward(x), b, s, kv, d), 0, 2, 1, 3)
 	q, k = rope.apply(q), rope.apply(k)
 
 	// The 1/√d scale is applied to q (g·s·d values) rather than to the scores (g·s·s).
 	qf := MulScalar(Reshape(q, b*kv, g*s, d), 1/math.Sqrt(float64(d)))
 	kf, vf := Reshape(k, b*kv, s, d), Reshape(v, b*kv, s, d)
 	scores := Add(batchedMatMulT(qf, kf), mask)                         // [b·kv, g·s, s]
-	out := batchedMatMul(softmax(scores), vf)                           // [b·kv, g·s, d]
+	out = batchedMatMul(softmax(scores), vf)                            // [b·kv, g·s, d]
 	out = TransposeAllAxes(Reshape(out, b, kv, g, s, d), 0, 3, 1, 2, 4) // [b, s, kv, g, d]
-	return sa.Output.Forward(Reshape(out, b, s, sa.NumHeads*d))
+	return sa.Output.Forward(Reshape(out, b, s, sa.NumHeads*d)), k, v
 }
 
 // Forward is down(silu(gate(x)) · up(x)).
@@ -184,6 +191,99 @@ func (r *rope) apply(x *Node) *Node {
 	x1 := SliceAxis(x, -1, AxisRange(0, half))
 	x2 := SliceAxis(x, -1, AxisRange(half, r.d))
 	return Add(Mul(x, t[0]), Mul(Concatenate([]*Node{x2, x1}, -1), t[1]))
+}
+
+// Cached decoding (one sequence): the keys and values of every layer live in a cache tensor
+// [layers, 2, kvHeads, capacity, headDim] (2: keys, values); Prefill fills it for the prompt and
+// Decode adds one token at a time, attending to the cached positions ≤ its own.
+
+// Prefill runs ids [1, n] (right-padded; the real tokens end at position last) and returns the
+// final hidden state at last [1, hidden] and the cache of capacity cache.Shape()[3] with positions
+// < n filled (positions after last hold padding, masked out by Decode until overwritten).
+func (m *Llama) Prefill(ids, last, cache *Node) (hidden, newCache *Node) {
+	g := ids.Graph()
+	n := ids.Shape().Dimensions[1]
+	capacity := cache.Shape().Dimensions[3]
+	rope := newRope(m.Config, n)
+	kv := m.Config.NumKeyValueHeads
+	mask := causalMask(g, kv, m.Config.NumAttentionHeads/kv, n)
+	eps := m.Config.RMSNormEps
+	x := Gather(m.EmbedTokens, InsertAxes(ids, -1))
+	layers := make([]*Node, len(m.Layers))
+	for i, l := range m.Layers {
+		att, k, v := l.SelfAttention.forwardKV(rmsNorm(x, l.AttentionNorm, eps), rope, mask)
+		h := Add(x, att)
+		x = Add(h, l.MLP.Forward(rmsNorm(h, l.MLPNorm, eps)))
+		kvs := Stack([]*Node{Squeeze(k, 0), Squeeze(v, 0)}, 0) // [2, kv, n, d]
+		if capacity > n {
+			rest := SliceAxis(cache, 0, AxisElem(i))
+			rest = Slice(Squeeze(rest, 0), AxisRange(), AxisRange(), AxisRange(n, capacity))
+			kvs = Concatenate([]*Node{kvs, rest}, 2)
+		}
+		layers[i] = kvs
+	}
+	h := rmsNorm(x, m.Norm, eps) // [1, n, hidden]
+	hidden = Gather(Reshape(h, n, h.Shape().Dimensions[2]), Reshape(last, 1, 1))
+	return hidden, Stack(layers, 0)
+}
+
+// Decode runs token id [1, 1] at position pos (int32 scalar) against the cache and returns the
+// final hidden state [1, hidden] and the cache with the token's keys and values at pos.
+func (m *Llama) Decode(id, pos, cache *Node) (hidden, newCache *Node) {
+	g := id.Graph()
+	capacity := cache.Shape().Dimensions[3]
+	cos, sin := newRope(m.Config, capacity).row(g, pos)
+	// Positions: the one written now, and those attended to (≤ pos).
+	iota := Iota(g, shapes.Make(pos.DType(), capacity), 0)
+	here := Equal(iota, pos)
+	visible := LessOrEqual(iota, pos)
+	eps := m.Config.RMSNormEps
+	x := Gather(m.EmbedTokens, Reshape(id, 1, 1, 1)) // [1, 1, hidden]
+	layers := make([]*Node, len(m.Layers))
+	for i, l := range m.Layers {
+		c := Squeeze(SliceAxis(cache, 0, AxisElem(i)), 0) // [2, kv, capacity, d]
+		att, kvs := l.SelfAttention.step(rmsNorm(x, l.AttentionNorm, eps), cos, sin, here, visible, c)
+		h := Add(x, att)
+		x = Add(h, l.MLP.Forward(rmsNorm(h, l.MLPNorm, eps)))
+		layers[i] = kvs
+	}
+	return Reshape(rmsNorm(x, m.Norm, eps), 1, -1), Stack(layers, 0)
+}
+
+// step is attention for one new token x [1, 1, hidden] against the cached keys and values
+// c [2, kv, capacity, d]; it returns the attention output and the updated cache.
+func (sa *SelfAttention) step(x, cos, sin, here, visible, c *Node) (*Node, *Node) {
+	kv, d := sa.NumKVHeads, sa.HeadDim
+	g := sa.NumHeads / kv
+	capacity := c.Shape().Dimensions[2]
+	q := ropeRow(Reshape(sa.Query.Forward(x), kv, g, d), cos, sin) // [kv, g, d]
+	k := ropeRow(Reshape(sa.Key.Forward(x), kv, 1, d), cos, sin)   // [kv, 1, d]
+	v := Reshape(sa.Value.Forward(x), kv, 1, d)
+	at := BroadcastToDims(Reshape(here, 1, capacity, 1), kv, capacity, d)
+	keys := Where(at, BroadcastToDims(k, kv, capacity, d), Squeeze(SliceAxis(c, 0, AxisElem(0)), 0))
+	vals := Where(at, BroadcastToDims(v, kv, capacity, d), Squeeze(SliceAxis(c, 0, AxisElem(1)), 0))
+	scores := DotGeneral(MulScalar(q, 1/math.Sqrt(float64(d))), []int{2}, []int{0}, keys, []int{2}, []int{0}) // [kv, g, capacity]
+	bias := Where(visible, ScalarZero(x.Graph(), x.DType()), Scalar(x.Graph(), x.DType(), -1e9))
+	scores = Add(scores, BroadcastToDims(Reshape(bias, 1, 1, capacity), kv, g, capacity))
+	out := DotGeneral(softmax(scores), []int{2}, []int{0}, vals, []int{1}, []int{0}) // [kv, g, d]
+	return sa.Output.Forward(Reshape(out, 1, 1, sa.NumHeads*d)), Stack([]*Node{keys, vals}, 0)
+}
+
+// row returns the rotary tables at position pos, [1, 1, d] each (sin with its first half negated).
+func (r *rope) row(g *Graph, pos *Node) (cos, sin *Node) {
+	idx := Reshape(pos, 1, 1)
+	cos = Gather(Reshape(Const(g, r.cos), r.seq, r.d), idx)
+	sin = Gather(Reshape(Const(g, r.sin), r.seq, r.d), idx)
+	return Reshape(cos, 1, 1, r.d), Reshape(sin, 1, 1, r.d)
+}
+
+// ropeRow rotates x [heads, n, d] with one position's tables [1, 1, d].
+func ropeRow(x, cos, sin *Node) *Node {
+	half := x.Shape().Dimensions[2] / 2
+	dims := x.Shape().Dimensions
+	x1 := SliceAxis(x, -1, AxisRange(0, half))
+	x2 := SliceAxis(x, -1, AxisRange(half, 2*half))
+	return Add(Mul(x, BroadcastToDims(cos, dims...)), Mul(Concatenate([]*Node{x2, x1}, -1), BroadcastToDims(sin, dims...)))
 }
 
 // ropeTables computes cos and sin [seq, headDim] the way transformers does, in float32: inverse

@@ -29,12 +29,15 @@ const (
 	clipEps = 1e-6
 )
 
-// optimizer runs the three graphs of LoRA training on a session's store:
+// optimizer runs the two graphs of LoRA training on a session's store (validation uses the
+// session's eval graph):
 //
 //   - micro: forward + backward of one micro-batch, adding the gradients into the accumulators;
-//   - apply: global-norm clipping of the accumulated gradient, one AdamW update, accumulators reset;
+//   - apply: global-norm clipping of the accumulated gradient, one AdamW update, accumulators reset.
 //
-// plus the session's eval graph (the summed next-token loss of a batch, no dropout, no gradient).
+// AdamW is written out rather than taken from GoMLX's optimizer package so that it is torch's to the
+// operation (bias corrections in float64 on the host, decoupled decay first, eps outside the root)
+// and the learning rate of each step comes from the host-side schedule.
 //
 // The micro-batch loss is the sum of token losses times 1/(labelled tokens of the whole optimizer
 // step), so the accumulated gradient is that of the mean token loss over the step, as in
@@ -62,7 +65,7 @@ func adapterNames(cfg *model.Config, ad *Adapter) []string {
 	return names
 }
 
-// newOptimizer creates the optimizer state variables (zeros) and the three executables.
+// newOptimizer creates the optimizer state variables (zeros) and the executables.
 func newOptimizer(s *session, dropout, weightDecay, clipNorm float64) (*optimizer, error) {
 	o := &optimizer{s: s, names: adapterNames(s.cfg, s.adapter), dropout: dropout, weightDecay: weightDecay, clipNorm: clipNorm}
 	for _, name := range o.names {
