@@ -153,6 +153,9 @@ func TestSweepAssets(t *testing.T) {
 		}
 		for _, v := range vs {
 			o := v.Opts
+			if filepath.Base(p) == "quick.yaml" { // the smoke run is deliberately smaller than the seed job
+				continue
+			}
 			if o.Data.MaxExamples != 3000 || o.Data.MaxLength != 512 || o.Train.Epochs != 2 || o.Train.BatchSize != 2 || o.Train.GradAccum != 4 {
 				t.Errorf("%s/%s: %+v", filepath.Base(p), v.Name, o)
 			}
