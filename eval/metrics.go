@@ -168,6 +168,8 @@ type TrainSummary struct {
 	BaseValPPL  float64   `json:"base_val_ppl"`
 	EpochValPPL []float64 `json:"epoch_val_ppl"`
 	BestValPPL  float64   `json:"best_val_ppl"`
+	// Config is the run's configuration by flag name (medassist train records it).
+	Config map[string]string `json:"config,omitempty"`
 }
 
 // ReadTrainSummary reads dir/summary.json; ok is false when the run has none (not finished).

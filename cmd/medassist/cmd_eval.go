@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -107,7 +108,7 @@ func init() {
 			fs.Int("max-perplexity-examples", d.MaxPerplexityExamples, "validation examples scored for perplexity (0: all)")
 			fs.String("prompts", d.Prompts, "manual test prompts, one per line ('#' comments); default: the built-in set")
 			fs.String("report", d.Report, "also write a Markdown report with SVG plots into this dir")
-			fs.String("train-dir", d.TrainDir, "training run dir (medassist train --out) whose metrics.csv the report plots")
+			fs.String("train-dir", d.TrainDir, "training run dir (medassist train --out): the report plots its metrics.csv, and split settings left at their defaults take the run's (summary.json)")
 			fs.Int("max-length", d.MaxLength, "split setting, as given to medassist train: tokens per example")
 			fs.Float64("val-fraction", d.ValFraction, "split setting, as given to medassist train: validation share")
 			fs.Int64("seed", d.Seed, "split setting, as given to medassist train: shuffle and split seed")
@@ -125,6 +126,9 @@ func init() {
 			cfg := defaultEvalConfig()
 			if err := config.Load(&cfg, "eval", env.config, env.fs); err != nil {
 				return usageError{err.Error()}
+			}
+			if err := adoptTrainSplit(&cfg, env.fs, env.log); err != nil {
+				return err
 			}
 			return runEval(ctx, cfg, env)
 		},
@@ -221,6 +225,66 @@ func writeEvalOutputs(cfg evalConfig, res *eval.Results, metrics *eval.Metrics, 
 		return err
 	}
 	log.Info("report written", "dir", cfg.Report, "files", len(files))
+	return nil
+}
+
+// trainSplitKeys maps the split settings medassist train records (its flag names) to eval's flags.
+var trainSplitKeys = map[string]string{
+	"max-examples": "data-max-examples", "max-length": "max-length", "seed": "seed",
+	"val-fraction": "val-fraction", "system-prompt": "system-prompt",
+}
+
+// adoptTrainSplit gives every split setting left at its default the value the training run in
+// cfg.TrainDir used (its summary.json), so that eval scores the run's own validation split.
+func adoptTrainSplit(cfg *evalConfig, fs *pflag.FlagSet, log *slog.Logger) error {
+	if cfg.TrainDir == "" {
+		return nil
+	}
+	s, ok, err := eval.ReadTrainSummary(cfg.TrainDir)
+	if err != nil || !ok {
+		return err
+	}
+	d := defaultEvalConfig()
+	for trainKey, flag := range trainSplitKeys {
+		v, recorded := s.Config[trainKey]
+		if !recorded || fs.Changed(flag) {
+			continue
+		}
+		var err error
+		switch flag {
+		case "data-max-examples":
+			err = adopt(&cfg.DataMaxExamples, d.DataMaxExamples, v, strconv.Atoi)
+		case "max-length":
+			err = adopt(&cfg.MaxLength, d.MaxLength, v, strconv.Atoi)
+		case "seed":
+			err = adopt(&cfg.Seed, d.Seed, v, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) })
+		case "val-fraction":
+			err = adopt(&cfg.ValFraction, d.ValFraction, v, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
+		case "system-prompt":
+			err = adopt(&cfg.SystemPrompt, d.SystemPrompt, v, func(s string) (string, error) { return s, nil })
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %s = %q: %w", filepath.Join(cfg.TrainDir, eval.TrainSummaryFile), trainKey, v, err)
+		}
+	}
+	log.Info("validation split", "from", cfg.TrainDir, "data_max_examples", cfg.DataMaxExamples, "max_length", cfg.MaxLength,
+		"seed", cfg.Seed, "val_fraction", cfg.ValFraction)
+	if err := cfg.Validate(); err != nil {
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+// adopt sets *dst to the parsed recorded value when *dst still holds the default.
+func adopt[T comparable](dst *T, def T, recorded string, parse func(string) (T, error)) error {
+	if *dst != def {
+		return nil
+	}
+	v, err := parse(recorded)
+	if err != nil {
+		return err
+	}
+	*dst = v
 	return nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"encoding/xml"
+	"log/slog"
 	"math"
 	"os"
 	"os/exec"
@@ -124,3 +125,38 @@ func TestEvalCommandUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestAdoptTrainSplit: split settings left at their defaults take the training run's recorded
+// values; a flag given on the command line wins.
+func TestAdoptTrainSplit(t *testing.T) {
+	dir := t.TempDir()
+	summary := `{"base_val_ppl": 115.7, "config": {"max-examples": "3000", "max-length": "256", "seed": "7", "val-fraction": "0.2", "system-prompt": "Be brief.", "lr": "0.002"}}`
+	if err := os.WriteFile(filepath.Join(dir, eval.TrainSummaryFile), []byte(summary), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs := newFlagSet(commands["eval"])
+	if err := fs.Parse([]string{"--max-length", "512"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := defaultEvalConfig()
+	cfg.Model, cfg.Data, cfg.Out, cfg.TrainDir = "m", "d.jsonl", "o.json", dir
+	if err := adoptTrainSplit(&cfg, fs, evalQuietLog()); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataMaxExamples != 3000 || cfg.Seed != 7 || cfg.ValFraction != 0.2 || cfg.SystemPrompt != "Be brief." {
+		t.Errorf("recorded split not adopted: %+v", cfg)
+	}
+	if cfg.MaxLength != 512 {
+		t.Errorf("max-length %d: the flag given must win over the run's 256", cfg.MaxLength)
+	}
+	if err := os.WriteFile(filepath.Join(dir, eval.TrainSummaryFile), []byte(`{"config": {"seed": "x"}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg = defaultEvalConfig()
+	cfg.Model, cfg.Data, cfg.Out, cfg.TrainDir = "m", "d.jsonl", "o.json", dir
+	if err := adoptTrainSplit(&cfg, fs, evalQuietLog()); err == nil || !strings.Contains(err.Error(), "seed") {
+		t.Errorf("a bad recorded seed: %v", err)
+	}
+}
+
+func evalQuietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
