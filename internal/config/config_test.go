@@ -86,4 +86,3 @@ func TestMissingFile(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-
