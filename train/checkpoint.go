@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -218,7 +219,7 @@ func loadCheckpoint(path string, store *mlmodel.Store) (*trainState, error) {
 		if !ok {
 			return nil, fmt.Errorf("resume: %s lacks %s; remove the checkpoints to start over", path, v.Path())
 		}
-		if !equalInts(info.Shape, v.Shape().Dimensions) {
+		if !slices.Equal(info.Shape, v.Shape().Dimensions) {
 			return nil, fmt.Errorf("resume: %s: %s has shape %v, the model wants %v", path, v.Path(), info.Shape, v.Shape().Dimensions)
 		}
 		raw, err := w.Bytes(v.Path())

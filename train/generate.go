@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -168,7 +169,7 @@ func (g *generator) Generate(ctx context.Context, req generation.Request, emit f
 		if res.TTFT == 0 {
 			res.TTFT = time.Since(start)
 		}
-		if isStop(id, req.StopIDs) {
+		if slices.Contains(req.StopIDs, id) {
 			res.Finish = generation.FinishStop
 			return res, nil
 		}
@@ -188,13 +189,4 @@ func (g *generator) Generate(ctx context.Context, req generation.Request, emit f
 			return res, err
 		}
 	}
-}
-
-func isStop(id int, stops []int) bool {
-	for _, s := range stops {
-		if id == s {
-			return true
-		}
-	}
-	return false
 }

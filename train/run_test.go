@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -118,7 +119,7 @@ func TestRunTrainsAndWritesOutputs(t *testing.T) {
 	if got := len(w.Names()); got != 2*7*2 {
 		t.Errorf("adapter has %d tensors, want 28", got)
 	}
-	if info, ok := w.Info(model.LoraB(1, model.DownProj)); !ok || !equalInts(info.Shape, []int{32, 4}) {
+	if info, ok := w.Info(model.LoraB(1, model.DownProj)); !ok || !slices.Equal(info.Shape, []int{32, 4}) {
 		t.Errorf("%s: %+v", model.LoraB(1, model.DownProj), info)
 	}
 
@@ -304,7 +305,7 @@ func compareSafetensors(t *testing.T, pathA, pathB string) (float64, int) {
 	for _, name := range b.Names() {
 		ia, ok := a.Info(name)
 		ib, _ := b.Info(name)
-		if !ok || ia.DType != ib.DType || !equalInts(ia.Shape, ib.Shape) {
+		if !ok || ia.DType != ib.DType || !slices.Equal(ia.Shape, ib.Shape) {
 			t.Fatalf("%s: %s is %+v in one file, %+v in the other", filepath.Base(pathA), name, ia, ib)
 		}
 		if !ia.DType.IsFloat() {

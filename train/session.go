@@ -1,7 +1,6 @@
 package train
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/gomlx/compute"
@@ -17,7 +16,6 @@ type session struct {
 	store   *mlmodel.Store
 	cfg     *model.Config
 	adapter *Adapter // nil: the base model alone
-	logits  *mlmodel.Exec
 	eval    *mlmodel.Exec
 }
 
@@ -37,49 +35,6 @@ func openSession(backend compute.Backend, dir string) (*session, error) {
 		return nil, fmt.Errorf("%s: %w", dir, err)
 	}
 	return s, nil
-}
-
-// logitsGraph is the eval-mode forward: ids [b, s] int32 → logits [b, s, vocab].
-func (s *session) logitsGraph(_ *mlmodel.Scope, ids *graph.Node) *graph.Node {
-	defer releaseVJPs(ids.Graph())
-	return buildLlama(s.store, ids.Graph(), s.cfg, s.adapter, nil).Forward(ids)
-}
-
-// Logits runs the forward pass on a batch of equal-length sequences and returns [b][s][vocab].
-func (s *session) Logits(ids [][]int32) ([][][]float32, error) {
-	if len(ids) == 0 || len(ids[0]) == 0 {
-		return nil, errors.New("logits: empty batch")
-	}
-	b, n := len(ids), len(ids[0])
-	flat := make([]int32, 0, b*n)
-	for _, row := range ids {
-		if len(row) != n {
-			return nil, errors.New("logits: rows of different lengths")
-		}
-		flat = append(flat, row...)
-	}
-	if s.logits == nil {
-		e, err := mlmodel.NewExec(s.backend, s.store, s.logitsGraph)
-		if err != nil {
-			return nil, err
-		}
-		s.logits = e
-	}
-	out, err := s.logits.Call1(tensors.FromFlatDataAndDimensions(flat, b, n))
-	if err != nil {
-		return nil, err
-	}
-	v := s.cfg.VocabSize
-	data := tensors.MustCopyFlatData[float32](out)
-	res := make([][][]float32, b)
-	for i := range res {
-		res[i] = make([][]float32, n)
-		for j := range n {
-			off := (i*n + j) * v
-			res[i][j] = data[off : off+v : off+v]
-		}
-	}
-	return res, nil
 }
 
 // evalGraph: ids, labels → (summed next-token loss over labelled positions, their count).

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
@@ -57,7 +58,7 @@ func adapterNames(cfg *model.Config, ad *Adapter) []string {
 	var names []string
 	for i := range cfg.NumHiddenLayers {
 		for _, p := range model.Projections {
-			if ad.targets(p) {
+			if slices.Contains(ad.Targets, p) {
 				names = append(names, model.LoraA(i, p), model.LoraB(i, p))
 			}
 		}
@@ -210,6 +211,3 @@ func (o *optimizer) Apply(t int, lr float64) (float64, error) {
 	}
 	return float64(tensors.ToScalar[float32](norm)), nil
 }
-
-// Eval returns the summed token loss of b and its token count.
-func (o *optimizer) Eval(b *batch) (float64, int, error) { return o.s.Eval(b) }

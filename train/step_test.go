@@ -2,6 +2,7 @@ package train
 
 import (
 	"encoding/json"
+	mlmodel "github.com/gomlx/gomlx/ml/model"
 	"math"
 	"os"
 	"path/filepath"
@@ -182,4 +183,21 @@ func maxAbsDiff(a, b *tensors.Tensor) float64 {
 		}
 	}
 	return worst
+}
+
+// setAdapters creates or overwrites the LoRA variables from PEFT-named tensors.
+func setAdapters(store *mlmodel.Store, named map[string]*tensors.Tensor) error {
+	for name, t := range named {
+		path := loraPath(name)
+		if v := store.GetVariable(path); v != nil {
+			if err := v.SetValue(t); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := store.CreateVariable(path, t); err != nil {
+			return err
+		}
+	}
+	return nil
 }

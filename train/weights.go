@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/graph"
@@ -35,16 +36,6 @@ type Adapter struct {
 // Scale is alpha / r, the factor the adapter's product B·A is multiplied by.
 func (a *Adapter) Scale() float64 { return a.Alpha / float64(a.Rank) }
 
-// Targets reports whether projection p carries an adapter.
-func (a *Adapter) targets(p model.Projection) bool {
-	for _, t := range a.Targets {
-		if t == p {
-			return true
-		}
-	}
-	return false
-}
-
 // loadBase creates a frozen (non-trainable) store variable for every tensor of the model in dir.
 // Each tensor is moved to the backend right away (a buffer shared with the host where the backend
 // allows it), so that the weights are held once rather than as a host copy plus a device copy.
@@ -58,7 +49,7 @@ func loadBase(store *mlmodel.Store, backend compute.Backend, w *model.Weights, c
 		if !ok {
 			return fmt.Errorf("load base: tensor %s missing from the weights (is this a Llama checkpoint?)", name)
 		}
-		if !equalInts(info.Shape, shape) {
+		if !slices.Equal(info.Shape, shape) {
 			return fmt.Errorf("load base: tensor %s has shape %v, config.json implies %v", name, info.Shape, shape)
 		}
 		data, err := w.Float32(name)
@@ -85,7 +76,7 @@ func initAdapters(store *mlmodel.Store, cfg *model.Config, ad *Adapter, seed int
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6c6f7261)) // "lora"
 	for i := range cfg.NumHiddenLayers {
 		for _, p := range model.Projections {
-			if !ad.targets(p) {
+			if !slices.Contains(ad.Targets, p) {
 				continue
 			}
 			out, in := cfg.ProjShape(p)
@@ -106,23 +97,6 @@ func initAdapters(store *mlmodel.Store, cfg *model.Config, ad *Adapter, seed int
 	return nil
 }
 
-// setAdapters creates or overwrites the LoRA variables from PEFT-named tensors.
-func setAdapters(store *mlmodel.Store, named map[string]*tensors.Tensor) error {
-	for name, t := range named {
-		path := loraPath(name)
-		if v := store.GetVariable(path); v != nil {
-			if err := v.SetValue(t); err != nil {
-				return err
-			}
-			continue
-		}
-		if _, err := store.CreateVariable(path, t); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // buildLlama fetches the model's variables for graph g. ad may be nil (no adapters); dropout, when
 // non-nil, is applied to every adapter's input (training only).
 func buildLlama(store *mlmodel.Store, g *graph.Graph, cfg *model.Config, ad *Adapter, dropout func(*graph.Node) (*graph.Node, float64)) *Llama {
@@ -135,7 +109,7 @@ func buildLlama(store *mlmodel.Store, g *graph.Graph, cfg *model.Config, ad *Ada
 	}
 	linear := func(i int, p model.Projection) *Linear {
 		l := &Linear{Weight: node(basePath(model.ProjWeight(i, p)))}
-		if ad != nil && ad.targets(p) {
+		if ad != nil && slices.Contains(ad.Targets, p) {
 			l.LoraA = node(loraPath(model.LoraA(i, p)))
 			l.LoraB = node(loraPath(model.LoraB(i, p)))
 			l.Scale = ad.Scale()
@@ -161,16 +135,4 @@ func buildLlama(store *mlmodel.Store, g *graph.Graph, cfg *model.Config, ad *Ada
 		})
 	}
 	return m
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
