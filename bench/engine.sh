@@ -2,11 +2,13 @@
 # Engine speed in one run: this machine's memory-read bandwidth (bench/membw.c on 2 threads), then
 # `medassist bench` (batch 1) on TinyLlama-shaped float32 and int4 exports, then the peer —
 # transformers.js on onnxruntime-node (bench/peer.mjs) — on the same model.onnx files with the same
-# prompt ids, prompt length, new tokens and threads. Every step writes JSON into $OUT; the summary
-# (bench/summary.mjs) compares decode speed with the bandwidth floor and with the peer.
+# prompt ids, prompt length, new tokens and threads, in ROUNDS rounds of alternating order. ONNX Runtime's
+# threads spin while a run waits for work (SPIN=true), which is ONNX Runtime's default and what the peer
+# gets. Every step writes JSON into $OUT; the summary (bench/summary.mjs) pools the rounds and compares
+# decode speed with the bandwidth floor and with the peer.
 #
 #   bench/engine.sh                      # defaults below; exports are made when missing
-#   PROMPT=128 NEW=64 RUNS=3 THREADS=2 FP32=DIR INT4=DIR BIN=bin/medassist bench/engine.sh
+#   PROMPT=128 NEW=64 RUNS=3 ROUNDS=2 SPIN=true THREADS=2 FP32=DIR INT4=DIR BIN=bin/medassist bench/engine.sh
 #   EXTRA="int4-acc4=DIR" bench/engine.sh  # more exports, measured the same way (name=dir ...)
 #
 # Missing models are created: a random TinyLlama-shaped HF model (medassist init, from the TinyLlama
@@ -25,6 +27,8 @@ TINYLLAMA_CONFIG=${TINYLLAMA_CONFIG:-$root/../shared/models/tinyllama-1.1b-chat-
 PROMPT=${PROMPT:-128}
 NEW=${NEW:-64}
 RUNS=${RUNS:-3}
+ROUNDS=${ROUNDS:-2}
+SPIN=${SPIN:-true}
 THREADS=${THREADS:-2}
 MEMBW_MIB=${MEMBW_MIB:-4096}
 LOCK=${LOCK:-/work/logs/heavy.lock}
@@ -66,7 +70,7 @@ fi
   echo "kernel: $(uname -r)"
   echo "go: $(go version | cut -d' ' -f3), node: $(node --version)"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "settings: PROMPT=$PROMPT NEW=$NEW RUNS=$RUNS THREADS=$THREADS FP32=$FP32 INT4=$INT4 EXTRA=${EXTRA:-}"
+  echo "settings: PROMPT=$PROMPT NEW=$NEW RUNS=$RUNS ROUNDS=$ROUNDS SPIN=$SPIN THREADS=$THREADS FP32=$FP32 INT4=$INT4 EXTRA=${EXTRA:-}"
 } >"$OUT/machine.txt"
 
 MODELS="fp32=$FP32 int4=$INT4 ${EXTRA:-}"
@@ -75,18 +79,29 @@ measure() {
   log "memory bandwidth"
   "$OUT/membw" "$MEMBW_MIB" "$THREADS" 8 >"$OUT/membw-before.json"
   while IFS== read -r kind dir; do
-    log "medassist bench $kind ($dir)"
-    "$BIN" bench --model "$dir" --device cpu --threads "$THREADS" --prompt-tokens "$PROMPT" --new-tokens "$NEW" \
-      --runs "$RUNS" --json >"$OUT/medassist-$kind.json" 2>"$OUT/medassist-$kind.log" </dev/null
-    log "peer (transformers.js) $kind"
-    node bench/peer.mjs --model "$dir" --threads "$THREADS" --prompt-tokens "$PROMPT" --new-tokens "$NEW" \
-      --runs "$RUNS" >"$OUT/peer-$kind.json" 2>"$OUT/peer-$kind.log" </dev/null
+    # Rounds alternate the order (medassist first, then the peer first) so that a drift in the
+    # machine's speed during the run does not favour either; the summary pools the runs.
+    for round in $(seq 1 "$ROUNDS"); do
+      if [ $((round % 2)) -eq 1 ]; then order="ours peer"; else order="peer ours"; fi
+      for who in $order; do
+        if [ "$who" = ours ]; then
+          log "medassist bench $kind ($dir), round $round"
+          "$BIN" bench --model "$dir" --device cpu --threads "$THREADS" --allow-spinning="$SPIN" \
+            --prompt-tokens "$PROMPT" --new-tokens "$NEW" --runs "$RUNS" --json \
+            >"$OUT/medassist-$kind-r$round.json" 2>"$OUT/medassist-$kind-r$round.log" </dev/null
+        else
+          log "peer (transformers.js) $kind, round $round"
+          node bench/peer.mjs --model "$dir" --threads "$THREADS" --prompt-tokens "$PROMPT" --new-tokens "$NEW" \
+            --runs "$RUNS" >"$OUT/peer-$kind-r$round.json" 2>"$OUT/peer-$kind-r$round.log" </dev/null
+        fi
+      done
+    done
   done <"$OUT/models.txt"
   log "memory bandwidth again"
   "$OUT/membw" "$MEMBW_MIB" "$THREADS" 8 >"$OUT/membw-after.json"
 }
 export -f measure log
-export OUT BIN PROMPT NEW RUNS THREADS MEMBW_MIB
+export OUT BIN PROMPT NEW RUNS ROUNDS SPIN THREADS MEMBW_MIB
 log "measuring (holding $LOCK)"
 flock "$LOCK" bash -c measure
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"

@@ -14,8 +14,27 @@ const read = (f) => JSON.parse(fs.readFileSync(path.join(dir, f), "utf8"));
 const bwRuns = ["membw-before.json", "membw-after.json"].map(read);
 const bw = Math.max(...bwRuns.map((r) => r.best_gb_per_s)) * 1e9; // bytes/s
 const kinds = fs.readFileSync(path.join(dir, "models.txt"), "utf8").split("\n").filter(Boolean).map((l) => l.split("=")[0]);
-const ours = Object.fromEntries(kinds.map((k) => [k, read(`medassist-${k}.json`)]));
-const peer = Object.fromEntries(kinds.map((k) => [k, read(`peer-${k}.json`)]));
+// A model's runs may be split over rounds (medassist-KIND-r1.json, -r2.json, ...): pool them.
+const median = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const pooled = (who, kind) => {
+  const files = fs.readdirSync(dir).filter((f) => new RegExp(`^${who}-${kind}(-r\\d+)?\\.json$`).test(f)).sort();
+  if (files.length === 0) throw new Error(`${dir}: no ${who}-${kind}*.json`);
+  const runs = files.map(read);
+  const r = { ...runs[0], rounds: runs.length };
+  r.run_decode_tokens_per_s = runs.flatMap((x) => x.run_decode_tokens_per_s);
+  r.run_ttft_ms = runs.flatMap((x) => x.run_ttft_ms);
+  r.decode_tokens_per_s = median(r.run_decode_tokens_per_s);
+  r.ttft_ms = median(r.run_ttft_ms);
+  r.prefill_tokens_per_s = r.prompt_tokens / (r.ttft_ms / 1000);
+  r.peak_rss_bytes = Math.max(...runs.map((x) => x.peak_rss_bytes));
+  if (r.weight_bytes) r.peak_rss_over_weights = r.peak_rss_bytes / r.weight_bytes;
+  return r;
+};
+const ours = Object.fromEntries(kinds.map((k) => [k, pooled("medassist", k)]));
+const peer = Object.fromEntries(kinds.map((k) => [k, pooled("peer", k)]));
 
 const f = (x, d = 2) => x.toFixed(d);
 const gib = (b) => (b / 2 ** 30).toFixed(2);
@@ -25,6 +44,7 @@ const check = (ok, text) => lines.push(`- ${ok ? "PASS" : "FAIL"}: ${text}`);
 
 lines.push(`Memory-read bandwidth (membw, ${bwRuns[0].threads} threads, ${bwRuns[0].buffer_mib} MiB, best pass): ` +
   bwRuns.map((r) => `${f(r.best_gb_per_s)} GB/s`).join(" before, ") + " after; floor uses the higher.");
+lines.push(`Runs per engine and model: ${ours[kinds[0]].run_decode_tokens_per_s.length} (${ours[kinds[0]].rounds} rounds of alternating order); medians over all of them.`);
 lines.push("");
 lines.push("| model | engine | decode tok/s (median / best) | floor tok/s | of floor | prefill tok/s | TTFT ms | peak RSS GiB | RSS / weights |");
 lines.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");

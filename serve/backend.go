@@ -30,7 +30,7 @@ func OpenBackend(ctx context.Context, cfg Config, log *slog.Logger) (*Backend, e
 		tok.Close()
 		return nil, err
 	}
-	ecfg := engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: threads(cfg)}
+	ecfg := engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: threads(cfg), AllowSpinning: cfg.AllowSpinning}
 	if err := ctx.Err(); err != nil {
 		tok.Close()
 		return nil, err

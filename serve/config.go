@@ -25,11 +25,12 @@ type Config struct {
 	TopP            float64       `koanf:"top-p"`
 	TopK            int           `koanf:"top-k"`
 	RepetitionPen   float64       `koanf:"repetition-penalty"`
-	SystemPrompt    string        `koanf:"system-prompt"` // "" → the built-in system prompt
-	LogContent      bool          `koanf:"log-content"`   // log message contents (health data: off by default)
-	Device          string        `koanf:"device"`        // auto|cpu|cuda
-	ORTLib          string        `koanf:"ort-lib"`       // ONNX Runtime shared library; "" → MEDASSIST_ORT_LIB or .cache/native
-	Threads         int           `koanf:"threads"`       // intra-op threads per request; 0 → cores / max-concurrent
+	SystemPrompt    string        `koanf:"system-prompt"`  // "" → the built-in system prompt
+	LogContent      bool          `koanf:"log-content"`    // log message contents (health data: off by default)
+	Device          string        `koanf:"device"`         // auto|cpu|cuda
+	ORTLib          string        `koanf:"ort-lib"`        // ONNX Runtime shared library; "" → MEDASSIST_ORT_LIB or .cache/native
+	Threads         int           `koanf:"threads"`        // intra-op threads per request; 0 → cores / max-concurrent
+	AllowSpinning   bool          `koanf:"allow-spinning"` // ONNX Runtime threads spin while waiting (off: sequences share the cores)
 	Guard           guard.Config  `koanf:"guard"`
 }
 

@@ -37,7 +37,7 @@ type benchConfig struct {
 }
 
 func defaultBenchConfig() benchConfig {
-	return benchConfig{PromptTokens: 128, NewTokens: 64, Runs: 3, Device: engine.DeviceAuto}
+	return benchConfig{PromptTokens: 128, NewTokens: 64, Runs: 3, Device: engine.DeviceAuto, Spin: true}
 }
 
 // Validate names every bad field.
@@ -68,7 +68,7 @@ func init() {
 			fs.String("ort-lib", d.ORTLib, "ONNX Runtime shared library (env MEDASSIST_ORT_LIB; default .cache/native/lib/libonnxruntime.so)")
 			fs.String("device", d.Device, "auto, cpu or cuda")
 			fs.Int("threads", d.Threads, "intra-op threads (0: one per core)")
-			fs.Bool("allow-spinning", d.Spin, "let idle ONNX Runtime threads spin (faster on otherwise idle cores)")
+			fs.Bool("allow-spinning", d.Spin, "let ONNX Runtime's threads spin while waiting for work (its default; faster on cores nothing else needs)")
 			fs.String("ort-profile", d.Profile, "write an ONNX Runtime per-operator profile to files starting with this path")
 		},
 		run: func(ctx context.Context, env *cmdEnv, args []string) error {

@@ -47,12 +47,13 @@ type generateConfig struct {
 	ORTLib  string `koanf:"ort-lib"`
 	Device  string `koanf:"device"`
 	Threads int    `koanf:"threads"`
+	Spin    bool   `koanf:"allow-spinning"`
 	Backend string `koanf:"backend"`
 }
 
 func defaultGenerateConfig() generateConfig {
 	return generateConfig{Engine: genEngineAuto, SystemPrompt: assets.SystemPrompt(), MaxNewTokens: 128,
-		RepetitionPenalty: 1, Device: engine.DeviceAuto}
+		RepetitionPenalty: 1, Device: engine.DeviceAuto, Spin: true}
 }
 
 func (c generateConfig) sampling() generation.Sampling {
@@ -100,6 +101,7 @@ func init() {
 			fs.String("ort-lib", d.ORTLib, "ONNX Runtime shared library (env MEDASSIST_ORT_LIB; default .cache/native/lib/libonnxruntime.so)")
 			fs.String("device", d.Device, "onnx device: auto, cpu or cuda")
 			fs.Int("threads", d.Threads, "onnx intra-op threads (0: one per core)")
+			fs.Bool("allow-spinning", d.Spin, "let ONNX Runtime's threads spin while waiting for work (its default; --allow-spinning=false on a busy machine)")
 			fs.String("backend", d.Backend, `gomlx backend: "go" (pure Go, CPU) or "xla:/abs/path/pjrt_plugin.so"`)
 		},
 		run: func(ctx context.Context, env *cmdEnv, args []string) error {
@@ -209,7 +211,7 @@ func openGenerator(cfg generateConfig, log *slog.Logger) (gen generation.Generat
 	}
 	switch kind {
 	case genEngineONNX:
-		e, err := engine.Open(engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads}, log)
+		e, err := engine.Open(engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads, AllowSpinning: cfg.Spin}, log)
 		if err != nil {
 			return nil, kind, nil, err
 		}

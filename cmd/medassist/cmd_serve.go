@@ -23,6 +23,7 @@ func init() {
 			fs.String("device", d.Device, "auto (CUDA if available, else CPU with a warning), cpu or cuda")
 			fs.String("ort-lib", d.ORTLib, "ONNX Runtime shared library (default: $MEDASSIST_ORT_LIB or .cache/native/lib/libonnxruntime.so)")
 			fs.Int("threads", d.Threads, "intra-op threads per sequence (0: cores ÷ max-concurrent)")
+			fs.Bool("allow-spinning", d.AllowSpinning, "let ONNX Runtime's threads spin while waiting for work (faster for one stream on dedicated cores; off by default because concurrent sequences share them)")
 			fs.Int("max-concurrent", d.MaxConcurrent, "sequences generating at once, each with its own KV cache")
 			fs.Int("queue-size", d.QueueSize, "requests that may wait for a slot; beyond that 429 with Retry-After")
 			fs.Int64("max-body-bytes", d.MaxBodyBytes, "largest request body accepted (413 above)")
