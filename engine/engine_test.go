@@ -49,7 +49,7 @@ func TestGreedyMatchesTransformers(t *testing.T) {
 				for i, v := range row {
 					want[i] = float32(v)
 				}
-				worst = max(worst, maxDiff(logits[0][p], want))
+				worst = max(worst, testutil.MaxAbsDiff(logits[0][p], want))
 			}
 			if worst > 1e-4 {
 				t.Fatalf("logits differ from transformers by %.2e (limit 1e-4)", worst)
@@ -103,12 +103,12 @@ func cachedVersusRecompute(t *testing.T, e *Engine, prompts [][]int, steps int, 
 				t.Fatal(err)
 			}
 			want := full[0][len(s)-1]
-			d := maxDiff(logits[r], want)
+			d := testutil.MaxAbsDiff(logits[r], want)
 			if d > limit {
 				t.Fatalf("row %d step %d (length %d): cached logits differ from recompute by %.2e (limit %.0e)", r, step, len(s), d, limit)
 			}
 			worst = max(worst, d)
-			next[r] = argmax(want)
+			next[r] = testutil.Argmax(want)
 			seqs[r] = append(seqs[r], next[r])
 		}
 		if step < steps {
@@ -163,7 +163,7 @@ func TestForwardLeftPadding(t *testing.T) {
 			t.Fatalf("row %d: %d positions, want %d", r, len(both[r]), len(s))
 		}
 		for p := range s {
-			if d := maxDiff(both[r][p], alone[0][p]); d > 1e-5 {
+			if d := testutil.MaxAbsDiff(both[r][p], alone[0][p]); d > 1e-5 {
 				t.Fatalf("row %d position %d: padded batch differs by %.2e", r, p, d)
 			}
 		}
@@ -376,7 +376,7 @@ func TestQuantizedAndHalfExports(t *testing.T) {
 			}
 			var worst float64
 			for p := range c.IDs {
-				worst = max(worst, maxDiff(got[0][p], refLogits[0][p]))
+				worst = max(worst, testutil.MaxAbsDiff(got[0][p], refLogits[0][p]))
 			}
 			if worst > tc.tol {
 				t.Fatalf("logits differ from float32 by %.3f (limit %v)", worst, tc.tol)
@@ -412,12 +412,12 @@ func cachedVersusRecomputeTol(t *testing.T, e *Engine, prompts [][]int, steps in
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := maxDiff(logits[0], full[0][len(seq)-1])
+		d := testutil.MaxAbsDiff(logits[0], full[0][len(seq)-1])
 		if d > limit {
 			t.Fatalf("length %d: cached differs from recompute by %.2e (limit %v)", len(seq), d, limit)
 		}
 		worst = max(worst, d)
-		next := argmax(full[0][len(seq)-1])
+		next := testutil.Argmax(full[0][len(seq)-1])
 		seq = append(seq, next)
 		if logits, err = b.Decode(context.Background(), []int{next}); err != nil {
 			t.Fatal(err)

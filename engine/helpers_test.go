@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -99,27 +98,6 @@ func loadGolden(t testing.TB) golden {
 		t.Fatal(err)
 	}
 	return g
-}
-
-func maxDiff(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	var worst float64
-	for i := range a {
-		worst = max(worst, math.Abs(float64(a[i])-float64(b[i])))
-	}
-	return worst
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
 
 // logBuffer collects log records for assertions.

@@ -55,7 +55,7 @@ func BenchmarkDecodeStepPreallocated(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		if logits, err = batch.Decode(ctx, []int{argmax(logits[0])}); err != nil {
+		if logits, err = batch.Decode(ctx, []int{testutil.Argmax(logits[0])}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -99,7 +99,7 @@ func BenchmarkDecodeStepORTAllocated(b *testing.B) {
 			v.Destroy()
 		}
 		logits := out[0].(*ort.Tensor[float32]).GetData()
-		next := argmax(logits[len(logits)-lay.vocab:])
+		next := testutil.Argmax(logits[len(logits)-lay.vocab:])
 		out[0].Destroy()
 		copy(past, out[1:])
 		n += len(ids)

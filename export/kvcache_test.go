@@ -71,7 +71,7 @@ func greedyCompare(t *testing.T, dec *decoderSession, seqs [][]int64, steps int)
 	for s := 0; s < steps; s++ {
 		var next step
 		for r := range seqs {
-			tok := int64(argmax(last[r]))
+			tok := int64(testutil.Argmax(last[r]))
 			gen[r] = append(gen[r], tok)
 			b.ids[r] = append(b.ids[r], tok)
 			b.mask[r] = append(b.mask[r], 1)
@@ -85,7 +85,7 @@ func greedyCompare(t *testing.T, dec *decoderSession, seqs [][]int64, steps int)
 		full, _ := dec.run(t, b.fullPass(), nil)
 		for r := range seqs {
 			last[r] = stepLogits[r][0]
-			worst = max(worst, maxAbsDiff(last[r], full[r][len(b.ids[r])-1]))
+			worst = max(worst, testutil.MaxAbsDiff(last[r], full[r][len(b.ids[r])-1]))
 		}
 	}
 	return gen, worst
@@ -156,7 +156,7 @@ func greedy(t *testing.T, dec *decoderSession, ids []int64, n int) []int64 {
 	var gen []int64
 	eos := dec.cfg.EOSTokenIDs()
 	for len(gen) < n {
-		tok := int64(argmax(last))
+		tok := int64(testutil.Argmax(last))
 		gen = append(gen, tok)
 		if len(eos) > 0 && tok == int64(eos[0]) {
 			break

@@ -2,7 +2,6 @@ package export
 
 import (
 	"fmt"
-	"math"
 	"path/filepath"
 	"testing"
 
@@ -190,30 +189,4 @@ func flat(rows [][]int64) []int64 {
 		out = append(out, r...)
 	}
 	return out
-}
-
-// maxAbsDiff is max |a-b| over two equally long slices (+Inf when a value is NaN).
-func maxAbsDiff(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	var m float64
-	for i := range a {
-		d := math.Abs(float64(a[i]) - float64(b[i]))
-		if math.IsNaN(d) {
-			return math.Inf(1)
-		}
-		m = max(m, d)
-	}
-	return m
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }

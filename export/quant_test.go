@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/medassist/medassist/internal/testutil"
 )
 
 // A hand-checked block: 4-bit symmetric, one row of 16 values. The largest magnitude is -1.6, so
@@ -104,7 +106,7 @@ func TestMatMulNBitsMatchesDequantizedWeights(t *testing.T) {
 			x := randomMatrix(rng, m, l.cols)
 			got := runMatMulNBits(t, l, q, x, m)
 			want := matMulT(x, l.dequantize(q), m, l.cols, l.rows)
-			if d := maxAbsDiff(got, want); d > 1e-4 {
+			if d := testutil.MaxAbsDiff(got, want); d > 1e-4 {
 				t.Fatalf("MatMulNBits differs from x·dequantize(W)ᵀ by %g", d)
 			}
 		})

@@ -25,7 +25,7 @@ func TestTinyRandomModels(t *testing.T) {
 			logits, _ := dec.run(t, fullStep(c.IDs), nil)
 			var worst float64
 			for pos, want := range c.Logits {
-				worst = max(worst, maxAbsDiff(logits[0][pos], want))
+				worst = max(worst, testutil.MaxAbsDiff(logits[0][pos], want))
 			}
 			t.Logf("%d positions, max |logit - transformers| = %.2g", len(c.IDs), worst)
 			if worst > 1e-4 {

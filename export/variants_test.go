@@ -61,7 +61,7 @@ func TestExternalDataMatchesInline(t *testing.T) {
 	a, _ := openDecoder(t, inline).run(t, fullStep(ids), nil)
 	e, _ := openDecoder(t, ext).run(t, fullStep(ids), nil)
 	for pos := range ids {
-		if d := maxAbsDiff(a[0][pos], e[0][pos]); d != 0 {
+		if d := testutil.MaxAbsDiff(a[0][pos], e[0][pos]); d != 0 {
 			t.Fatalf("position %d: external-data logits differ from inline by %g", pos, d)
 		}
 	}
@@ -83,7 +83,7 @@ func TestFloat16Export(t *testing.T) {
 	logits, _ := dec.run(t, fullStep(c.IDs), nil)
 	var worst float64
 	for pos, want := range c.Logits {
-		worst = max(worst, maxAbsDiff(logits[0][pos], want))
+		worst = max(worst, testutil.MaxAbsDiff(logits[0][pos], want))
 	}
 	_, kvDiff := greedyCompare(t, dec, [][]int64{g.Cases[0].IDs, c.IDs}, 10)
 	t.Logf("float16: max |logit - transformers float32| = %.3g, KV cache vs full = %.3g", worst, kvDiff)
@@ -119,7 +119,7 @@ func TestContribGraph(t *testing.T) {
 			logits, _ := dec.run(t, fullStep(c.IDs), nil)
 			var worst float64
 			for pos, want := range c.Logits {
-				worst = max(worst, maxAbsDiff(logits[0][pos], want))
+				worst = max(worst, testutil.MaxAbsDiff(logits[0][pos], want))
 			}
 			_, kv1 := greedyCompare(t, dec, [][]int64{c.IDs[:5]}, 10)
 			_, kv2 := greedyCompare(t, dec, [][]int64{c.IDs[:5], c.IDs[:12]}, 10)
@@ -201,7 +201,7 @@ func TestHalfPrecisionSourceWeights(t *testing.T) {
 			a, _ := openDecoder(t, exportModel(t, half, DefaultOptions())).run(t, fullStep(ids), nil)
 			b, _ := openDecoder(t, exportModel(t, widened, DefaultOptions())).run(t, fullStep(ids), nil)
 			for pos := range ids {
-				if d := maxAbsDiff(a[0][pos], b[0][pos]); d != 0 {
+				if d := testutil.MaxAbsDiff(a[0][pos], b[0][pos]); d != 0 {
 					t.Fatalf("position %d: %s source differs from its float32 widening by %g", pos, dt, d)
 				}
 			}

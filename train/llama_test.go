@@ -134,9 +134,7 @@ func TestDecodeWithCacheMatchesRecompute(t *testing.T) {
 			t.Fatal(err)
 		}
 		last := ref[0][len(full)-1]
-		for v := range last {
-			worst = math.Max(worst, math.Abs(float64(last[v]-logits[v])))
-		}
+		worst = math.Max(worst, testutil.MaxAbsDiff(last, logits))
 		next := c.GreedyIDs[step]
 		if logits, err = seq.next(next); err != nil {
 			t.Fatal(err)

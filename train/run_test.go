@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/medassist/medassist/internal/testutil"
 	"github.com/medassist/medassist/model"
 	"github.com/medassist/medassist/train/data"
 )
@@ -318,9 +319,7 @@ func compareSafetensors(t *testing.T, pathA, pathB string) (float64, int) {
 		}
 		fa, _ := a.Float32(name)
 		fb, _ := b.Float32(name)
-		for i := range fa {
-			worst = math.Max(worst, math.Abs(float64(fa[i]-fb[i])))
-		}
+		worst = math.Max(worst, testutil.MaxAbsDiff(fa, fb))
 	}
 	return worst, len(b.Names())
 }

@@ -174,15 +174,7 @@ func TestLoRAStepsMatchPEFT(t *testing.T) {
 }
 
 func maxAbsDiff(a, b *tensors.Tensor) float64 {
-	x, y := tensors.MustCopyFlatData[float32](a), tensors.MustCopyFlatData[float32](b)
-	worst := math.Inf(1)
-	if len(x) == len(y) {
-		worst = 0
-		for i := range x {
-			worst = math.Max(worst, math.Abs(float64(x[i]-y[i])))
-		}
-	}
-	return worst
+	return testutil.MaxAbsDiff(tensors.MustCopyFlatData[float32](a), tensors.MustCopyFlatData[float32](b))
 }
 
 // setAdapters creates or overwrites the LoRA variables from PEFT-named tensors.

@@ -3,6 +3,7 @@
 package testutil
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -64,4 +65,32 @@ func ORTLibrary(t testing.TB) string {
 		t.Skipf("ONNX Runtime library not found at %s (run make setup): %v", p, err)
 	}
 	return p
+}
+
+// MaxAbsDiff is max |a[i] - b[i]| in float64; +Inf when the lengths differ or a difference is NaN,
+// so that a broken result can never pass a tolerance check.
+func MaxAbsDiff(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	var worst float64
+	for i := range a {
+		d := math.Abs(float64(a[i]) - float64(b[i]))
+		if math.IsNaN(d) {
+			return math.Inf(1)
+		}
+		worst = max(worst, d)
+	}
+	return worst
+}
+
+// Argmax is the first index of the largest value (torch.argmax's tie rule).
+func Argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
 }

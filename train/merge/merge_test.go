@@ -38,14 +38,6 @@ func openAdapterW(t *testing.T, dir string) *model.Weights {
 	return w
 }
 
-func maxAbsDiff(a, b []float32) float64 {
-	var m float64
-	for i := range a {
-		m = max(m, math.Abs(float64(a[i])-float64(b[i])))
-	}
-	return m
-}
-
 // TestMergeMatchesPEFT merges adapters written by HF PEFT (a target list, and a regex with rsLoRA)
 // and compares with PEFT's own merge_and_unload.
 func TestMergeMatchesPEFT(t *testing.T) {
@@ -66,7 +58,7 @@ func TestMergeMatchesPEFT(t *testing.T) {
 			for _, n := range want.Names() {
 				g, _ := got.Float32(n)
 				w, _ := want.Float32(n)
-				d := maxAbsDiff(g, w)
+				d := testutil.MaxAbsDiff(g, w)
 				worst = max(worst, d)
 				if d > 1e-5 {
 					t.Errorf("%s: max |merged - PEFT| = %g > 1e-5", n, d)
