@@ -169,28 +169,32 @@ func checkRevision(rev string) error {
 	if rev == "" {
 		return errors.New("revision is empty: use a branch (main), a tag or a commit hash")
 	}
-	if strings.HasPrefix(rev, "/") || strings.Contains(rev, "\\") || strings.ContainsRune(rev, 0) {
+	if !isSafeRelPath(rev) {
 		return fmt.Errorf("revision %q: must be a branch, tag or commit hash", rev)
-	}
-	for _, part := range strings.Split(rev, "/") {
-		if part == "" || part == "." || part == ".." {
-			return fmt.Errorf("revision %q: must be a branch, tag or commit hash", rev)
-		}
 	}
 	return nil
 }
 
 // checkRepoPath refuses file names from the Hub that would land outside the snapshot folder.
 func checkRepoPath(p string) error {
-	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.ContainsRune(p, 0) {
+	if !isSafeRelPath(p) {
 		return fmt.Errorf("unsafe file name %q in the repository listing", p)
+	}
+	return nil
+}
+
+// isSafeRelPath reports whether p is a non-empty relative slash path without empty, "." or ".."
+// segments, backslashes or NUL bytes: joined to a folder, it stays inside it.
+func isSafeRelPath(p string) bool {
+	if p == "" || strings.HasPrefix(p, "/") || strings.Contains(p, "\\") || strings.ContainsRune(p, 0) {
+		return false
 	}
 	for _, part := range strings.Split(p, "/") {
 		if part == "" || part == "." || part == ".." {
-			return fmt.Errorf("unsafe file name %q in the repository listing", p)
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 // ResolveCache finds a snapshot in the cache without any network access: the commit comes from
@@ -198,18 +202,28 @@ func checkRepoPath(p string) error {
 // when empty) must resolve to a blob, and every include pattern without wildcards must name a
 // cached file. Errors wrap ErrNotCached and say how to fill the cache.
 func ResolveCache(cacheDir, repoID string, repoType RepoType, revision string, include []string) (string, error) {
-	r, err := newRepo(repoID, repoType)
-	if err != nil {
-		return "", err
-	}
-	if err := checkRevision(revision); err != nil {
-		return "", err
-	}
-	m, err := newMatcher(include)
+	r, m, err := checkRequest(repoID, repoType, revision, include)
 	if err != nil {
 		return "", err
 	}
 	return newCacheRepo(cacheDir, r).resolve(revision, m)
+}
+
+// checkRequest validates what a snapshot asks for: the repository, the revision and the include
+// patterns.
+func checkRequest(repoID string, repoType RepoType, revision string, include []string) (repo, matcher, error) {
+	r, err := newRepo(repoID, repoType)
+	if err != nil {
+		return repo{}, matcher{}, err
+	}
+	if err := checkRevision(revision); err != nil {
+		return repo{}, matcher{}, err
+	}
+	m, err := newMatcher(include)
+	if err != nil {
+		return repo{}, matcher{}, err
+	}
+	return r, m, nil
 }
 
 func (c cacheRepo) resolve(revision string, m matcher) (string, error) {

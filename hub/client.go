@@ -78,14 +78,7 @@ func (c *Client) Snapshot(ctx context.Context, repoID string, repoType RepoType,
 	if revision == "" {
 		revision = "main"
 	}
-	r, err := newRepo(repoID, repoType)
-	if err != nil {
-		return "", err
-	}
-	if err := checkRevision(revision); err != nil {
-		return "", err
-	}
-	m, err := newMatcher(include)
+	r, m, err := checkRequest(repoID, repoType, revision, include)
 	if err != nil {
 		return "", err
 	}
