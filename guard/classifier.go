@@ -358,48 +358,67 @@ func outOfFold(data []example, seed uint64, repeats int) []oofScore {
 	}
 	var jobs []job
 	for r := 0; r < repeats; r++ {
-		order := make([]int, len(data))
-		for i := range order {
-			order[i] = i
-		}
-		rng := splitmix(seed ^ (0x5eed + uint64(r)))
-		shuffle(order, &rng)
-		folds := make([]int, len(data))
-		for rank, i := range order {
-			folds[i] = rank % cvK
-		}
+		folds := assignFolds(len(data), seed^(0x5eed+uint64(r)))
 		for f := 0; f < cvK; f++ {
 			jobs = append(jobs, job{folds, f, r})
 		}
 	}
 	results := make([][]oofScore, len(jobs))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for j, jb := range jobs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			var tr []example
-			for i, e := range data {
-				if jb.folds[i] != jb.f {
-					tr = append(tr, e)
-				}
+	parallel(len(jobs), func(j int) {
+		jb := jobs[j]
+		c := trainWithout(data, jb.folds, jb.f, seed+uint64(jb.r*cvK+jb.f)+1)
+		for i, e := range data {
+			if jb.folds[i] == jb.f {
+				results[j] = append(results[j], oofScore{c.logit(e.x), e.ood})
 			}
-			c := train(tr, seed+uint64(jb.r*cvK+jb.f)+1)
-			for i, e := range data {
-				if jb.folds[i] == jb.f {
-					results[j] = append(results[j], oofScore{c.logit(e.x), e.ood})
-				}
-			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	var scores []oofScore
 	for _, r := range results {
 		scores = append(scores, r...)
 	}
 	return scores
+}
+
+// assignFolds puts each of n examples into one of cvK folds, in an order shuffled by seed.
+func assignFolds(n int, seed uint64) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	rng := splitmix(seed)
+	shuffle(order, &rng)
+	folds := make([]int, n)
+	for rank, i := range order {
+		folds[i] = rank % cvK
+	}
+	return folds
+}
+
+// trainWithout trains a classifier on the examples outside fold f.
+func trainWithout(data []example, folds []int, f int, seed uint64) *classifier {
+	var tr []example
+	for i, e := range data {
+		if folds[i] != f {
+			tr = append(tr, e)
+		}
+	}
+	return train(tr, seed)
+}
+
+// parallel calls fn(0), …, fn(n-1) on at most GOMAXPROCS goroutines at a time and waits for all.
+func parallel(n int, fn func(j int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for j := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fn(j)
+		}()
+	}
+	wg.Wait()
 }
 
 // plattFit fits P(ood | z) = sigmoid(a·z + b) by Newton's method on the class-balanced log loss.

@@ -243,39 +243,16 @@ func LearnedModel(w io.Writer) error {
 // templates across folds, so their out-of-fold scores are optimistic. The threshold lets at most
 // maxFPR of those non-emergency examples through; recall and false alarms are reported on them.
 func calibrateOn(data []example, n int, seed uint64, maxFPR float64) (threshold, recall, fpr float64) {
-	folds := make([]int, len(data))
-	order := make([]int, len(data))
-	for i := range order {
-		order[i] = i
-	}
-	rng := splitmix(seed ^ 0x5eed)
-	shuffle(order, &rng)
-	for rank, i := range order {
-		folds[i] = rank % cvK
-	}
+	folds := assignFolds(len(data), seed^0x5eed)
 	scores := make([]oofScore, n)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for f := 0; f < cvK; f++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			var tr []example
-			for i, e := range data {
-				if folds[i] != f {
-					tr = append(tr, e)
-				}
+	parallel(cvK, func(f int) {
+		c := trainWithout(data, folds, f, seed+uint64(f)+1)
+		for i := 0; i < n; i++ {
+			if folds[i] == f {
+				scores[i] = oofScore{c.logit(data[i].x), data[i].ood}
 			}
-			c := train(tr, seed+uint64(f)+1)
-			for i := 0; i < n; i++ {
-				if folds[i] == f {
-					scores[i] = oofScore{c.logit(data[i].x), data[i].ood}
-				}
-			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	return rateThreshold(scores, maxFPR)
 }
 
