@@ -52,16 +52,24 @@ func plotLoss(m *Metrics, path string) error {
 		p.Legend.Add("training", l)
 	}
 	if val := m.ValLoss(); len(val) > 0 {
-		l, s, err := plotter.NewLinePoints(xys(val))
-		if err != nil {
+		if err := addValidation(p, val, "validation"); err != nil {
 			return err
 		}
-		l.Color, s.Color = plotutil.Color(1), plotutil.Color(1)
-		s.Shape = draw.CircleGlyph{}
-		p.Add(l, s)
-		p.Legend.Add("validation", l, s)
 	}
 	return p.Save(plotW, plotH, path)
+}
+
+// addValidation draws validation points joined by a line, in the second palette colour.
+func addValidation(p *plot.Plot, pts []XY, legend string) error {
+	l, s, err := plotter.NewLinePoints(xys(pts))
+	if err != nil {
+		return err
+	}
+	l.Color, s.Color = plotutil.Color(1), plotutil.Color(1)
+	s.Shape = draw.CircleGlyph{}
+	p.Add(l, s)
+	p.Legend.Add(legend, l, s)
+	return nil
 }
 
 // plotEpochPerplexity draws the validation perplexity per epoch, with the base model's at epoch 0
@@ -73,14 +81,9 @@ func plotEpochPerplexity(m *Metrics, base *float64, path string) error {
 		pts = append([]XY{{0, *base}}, pts...)
 	}
 	if len(pts) > 0 {
-		l, s, err := plotter.NewLinePoints(xys(pts))
-		if err != nil {
+		if err := addValidation(p, pts, "validation (epoch 0: base)"); err != nil {
 			return err
 		}
-		l.Color, s.Color = plotutil.Color(1), plotutil.Color(1)
-		s.Shape = draw.CircleGlyph{}
-		p.Add(l, s)
-		p.Legend.Add("validation (epoch 0: base)", l, s)
 	}
 	p.X.Min = 0
 	return p.Save(plotW, plotH, path)
