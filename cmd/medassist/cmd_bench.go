@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -76,11 +75,7 @@ func init() {
 				return usageError{"bench takes no positional arguments"}
 			}
 			cfg := defaultBenchConfig()
-			if err := config.Load(&cfg, "bench", env.config, env.fs); err != nil {
-				var fe *config.FieldError
-				if errors.As(err, &fe) {
-					return usageError{err.Error()}
-				}
+			if err := env.loadConfig(&cfg, "bench"); err != nil {
 				return err
 			}
 			rep, err := runBench(ctx, cfg, env)

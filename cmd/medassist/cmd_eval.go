@@ -124,8 +124,8 @@ func init() {
 				return usageError{"eval takes no positional arguments"}
 			}
 			cfg := defaultEvalConfig()
-			if err := config.Load(&cfg, "eval", env.config, env.fs); err != nil {
-				return usageError{err.Error()}
+			if err := env.loadConfig(&cfg, "eval"); err != nil {
+				return err
 			}
 			if err := adoptTrainSplit(&cfg, env.fs, env.log); err != nil {
 				return err

@@ -83,8 +83,8 @@ func init() {
 				return usageError{"export takes no positional arguments"}
 			}
 			cfg := defaultExportConfig()
-			if err := config.Load(&cfg, "export", env.config, env.fs); err != nil {
-				return usageError{err.Error()}
+			if err := env.loadConfig(&cfg, "export"); err != nil {
+				return err
 			}
 			return runExport(ctx, cfg, env)
 		},

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -109,11 +108,7 @@ func init() {
 				return usageError{"generate takes no positional arguments: pass the text with --prompt"}
 			}
 			cfg := defaultGenerateConfig()
-			if err := config.Load(&cfg, "generate", env.config, env.fs); err != nil {
-				var fe *config.FieldError
-				if errors.As(err, &fe) {
-					return usageError{err.Error()}
-				}
+			if err := env.loadConfig(&cfg, "generate"); err != nil {
 				return err
 			}
 			return runGenerate(ctx, cfg, env.log, env.stdout)

@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/medassist/medassist/guard"
-	"github.com/medassist/medassist/internal/config"
 	"github.com/spf13/pflag"
 )
 
@@ -66,7 +65,7 @@ func runGuard(ctx context.Context, env *cmdEnv, args []string) error {
 		return usageError{fmt.Sprintf("guard reads JSON Lines from stdin and takes no arguments (got %q)", args)}
 	}
 	var cfg guardCmdConfig
-	if err := config.Load(&cfg, "guard", env.config, env.fs); err != nil {
+	if err := env.loadConfig(&cfg, "guard"); err != nil {
 		return err
 	}
 	g, err := guard.New(cfg.Config)

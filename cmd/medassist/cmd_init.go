@@ -61,8 +61,8 @@ func init() {
 				return usageError{"init takes no positional arguments"}
 			}
 			cfg := defaultInitConfig()
-			if err := config.Load(&cfg, "init", env.config, env.fs); err != nil {
-				return usageError{err.Error()}
+			if err := env.loadConfig(&cfg, "init"); err != nil {
+				return err
 			}
 			return runInit(ctx, cfg, env)
 		},

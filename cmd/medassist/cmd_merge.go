@@ -42,8 +42,8 @@ func init() {
 				return usageError{"merge takes no positional arguments"}
 			}
 			var cfg mergeConfig
-			if err := config.Load(&cfg, "merge", env.config, env.fs); err != nil {
-				return usageError{err.Error()}
+			if err := env.loadConfig(&cfg, "merge"); err != nil {
+				return err
 			}
 			if err := merge.Merge(cfg.Base, cfg.Adapter, cfg.Out, env.log); err != nil {
 				return err

@@ -62,8 +62,8 @@ func init() {
 				return usageError{"pull takes one REPO_ID, such as TinyLlama/TinyLlama-1.1B-Chat-v1.0"}
 			}
 			cfg := defaultPullConfig()
-			if err := config.Load(&cfg, "pull", env.config, env.fs); err != nil {
-				return usageError{err.Error()}
+			if err := env.loadConfig(&cfg, "pull"); err != nil {
+				return err
 			}
 			return runPull(ctx, cfg, env, args[0])
 		},

@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/medassist/medassist/internal/config"
 	"github.com/medassist/medassist/serve"
 )
 
@@ -43,7 +42,7 @@ func init() {
 				return usageError{"serve takes no positional arguments"}
 			}
 			cfg := serve.DefaultConfig()
-			if err := config.Load(&cfg, "serve", env.config, env.fs); err != nil {
+			if err := env.loadConfig(&cfg, "serve"); err != nil {
 				return err
 			}
 			log := env.log

@@ -41,11 +41,7 @@ func init() {
 				return usageError{"tokenize takes no positional arguments: pass strings on stdin, one JSON string per line"}
 			}
 			var cfg tokenizeConfig
-			if err := config.Load(&cfg, "tokenize", env.config, env.fs); err != nil {
-				var fe *config.FieldError
-				if errors.As(err, &fe) {
-					return usageError{err.Error()}
-				}
+			if err := env.loadConfig(&cfg, "tokenize"); err != nil {
 				return err
 			}
 			tok, err := tokenizer.Load(cfg.Model)

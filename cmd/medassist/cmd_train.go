@@ -94,8 +94,8 @@ func init() {
 				return usageError{"train takes no positional arguments"}
 			}
 			opts := defaultTrainOptions()
-			if err := config.Load(&opts, "train", env.config, env.fs); err != nil {
-				return usageError{err.Error()}
+			if err := env.loadConfig(&opts, "train"); err != nil {
+				return err
 			}
 			if opts.Sweep != "" {
 				return runSweep(ctx, opts, env)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/pflag"
+
+	"github.com/medassist/medassist/internal/config"
 )
 
 // command is one subcommand. Each lives in its own cmd_<name>.go file and registers itself in init.
@@ -35,6 +37,16 @@ type cmdEnv struct {
 	log    *slog.Logger
 	stdin  *os.File
 	stdout *os.File
+}
+
+// loadConfig fills out from defaults, the --config file, MEDASSIST_* variables and flags, for the
+// command's section; every failure (a bad value, an unreadable file) is a usage error, shown with
+// the command's help.
+func (e *cmdEnv) loadConfig(out any, section string) error {
+	if err := config.Load(out, section, e.config, e.fs); err != nil {
+		return usageError{err.Error()}
+	}
+	return nil
 }
 
 var commands = map[string]*command{}
