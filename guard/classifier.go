@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/medassist/medassist/guard/internal/splitmix"
 )
 
 // The out-of-domain classifier is a logistic regression over hashed features of the normalised
@@ -248,7 +250,7 @@ func train(data []example, seed uint64) *classifier {
 	for i := range order {
 		order[i] = i
 	}
-	rng := splitmix(seed)
+	rng := splitmix.Source(seed)
 	for ep := 0; ep < epochs; ep++ {
 		shuffle(order, &rng)
 		lr := learnRate / (1 + 0.5*float64(ep))
@@ -269,20 +271,9 @@ func train(data []example, seed uint64) *classifier {
 	return c
 }
 
-// splitmix is a small deterministic random number generator (SplitMix64).
-type splitmix uint64
-
-func (s *splitmix) next() uint64 {
-	*s += 0x9e3779b97f4a7c15
-	z := uint64(*s)
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
-
-func shuffle(a []int, rng *splitmix) {
+func shuffle(a []int, rng *splitmix.Source) {
 	for i := len(a) - 1; i > 0; i-- {
-		j := int(rng.next() % uint64(i+1))
+		j := int(rng.Next() % uint64(i+1))
 		a[i], a[j] = a[j], a[i]
 	}
 }
@@ -386,7 +377,7 @@ func assignFolds(n int, seed uint64) []int {
 	for i := range order {
 		order[i] = i
 	}
-	rng := splitmix(seed)
+	rng := splitmix.Source(seed)
 	shuffle(order, &rng)
 	folds := make([]int, n)
 	for rank, i := range order {

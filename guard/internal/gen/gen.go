@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/medassist/medassist/guard/internal/splitmix"
 )
 
 // Labels of generated messages.
@@ -26,20 +28,12 @@ type Example struct {
 	Category string // the emergency category (cardiac, self_harm, ...); "" for the other labels
 }
 
-// rng is SplitMix64: small, fast and the same on every platform.
-type rng uint64
+// rng is SplitMix64 (the guard's shared generator) with the draws the templates need.
+type rng struct{ splitmix.Source }
 
-func (r *rng) next() uint64 {
-	*r += 0x9e3779b97f4a7c15
-	z := uint64(*r)
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
+func (r *rng) intn(n int) int { return int(r.Next() % uint64(n)) }
 
-func (r *rng) intn(n int) int { return int(r.next() % uint64(n)) }
-
-func (r *rng) chance(p float64) bool { return float64(r.next()>>11)/float64(1<<53) < p }
+func (r *rng) chance(p float64) bool { return float64(r.Next()>>11)/float64(1<<53) < p }
 
 func (r *rng) pick(list []string) string { return list[r.intn(len(list))] }
 
@@ -56,7 +50,7 @@ var DefaultCounts = Counts{Emergency: 2400, Contrastive: 2400, Medical: 500, Non
 
 // Generate composes messages deterministically from seed.
 func Generate(seed uint64, n Counts) []Example {
-	r := rng(seed)
+	r := rng{splitmix.Source(seed)}
 	out := make([]Example, 0, n.Emergency+n.Contrastive+n.Medical+n.NonMedical)
 	seen := map[string]bool{}
 	add := func(text, label, category string) bool {
