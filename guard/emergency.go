@@ -99,20 +99,18 @@ func indexCues(d *doc, ms []match) *cues {
 
 // endsWithin reports whether a word-level cue ends in [from, to] within sentence sent.
 func (c *cues) endsWithin(d *doc, sec string, from, to, sent int) bool {
-	e := c.ends[sec]
-	for j := max(from, 0); j <= to && j < len(e); j++ {
-		if e[j] && d.toks[j].sent == sent {
-			return true
-		}
-	}
-	return false
+	return markedWithin(c.ends[sec], d, from, to, sent)
 }
 
 // startsWithin reports whether a word-level cue starts in [from, to] within sentence sent.
 func (c *cues) startsWithin(d *doc, sec string, from, to, sent int) bool {
-	s := c.starts[sec]
-	for j := max(from, 0); j <= to && j < len(s); j++ {
-		if s[j] && d.toks[j].sent == sent {
+	return markedWithin(c.starts[sec], d, from, to, sent)
+}
+
+// markedWithin reports whether a token in [from, to] of sentence sent is marked.
+func markedWithin(marks []bool, d *doc, from, to, sent int) bool {
+	for j := max(from, 0); j <= to && j < len(marks); j++ {
+		if marks[j] && d.toks[j].sent == sent {
 			return true
 		}
 	}
