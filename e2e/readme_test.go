@@ -45,14 +45,14 @@ func TestReadmeQuickStart(t *testing.T) {
 	testutil.Flashcards(t)
 	testutil.ORTLibrary(t)
 	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not found")
+		testutil.Missing(t, "git not found")
 	}
 	if _, err := exec.LookPath("curl"); err != nil {
-		t.Skip("curl not found")
+		testutil.Missing(t, "curl not found")
 	}
 	root := testutil.RepoRoot()
 	if _, err := os.Stat(filepath.Join(root, ".git")); err != nil {
-		t.Skip("not a git checkout")
+		testutil.Missing(t, "not a git checkout")
 	}
 	tmp := t.TempDir()
 	repo := filepath.Join(tmp, "repo")

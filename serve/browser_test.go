@@ -43,7 +43,7 @@ func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	path := browserPath()
 	if path == "" {
-		t.Skip("no Chromium/Chrome binary found (apt-get install chromium, or set MEDASSIST_CHROME)")
+		testutil.Missing(t, "no Chromium/Chrome binary found (apt-get install chromium, or set MEDASSIST_CHROME)")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),

@@ -22,7 +22,7 @@ func buildMedassist(t *testing.T) string {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Skipf("go tool not found: %v", err)
+		testutil.Missing(t, "go tool not found: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "medassist")
 	cmd := exec.Command(goTool, "build", "-o", bin, ".")

@@ -1,5 +1,6 @@
 // Package testutil finds the shared assets beside the repository and the native libraries
-// installed by `make setup`, skipping tests cleanly when they are absent.
+// installed by `make setup`. A test whose asset is absent is skipped, except under
+// MEDASSIST_REQUIRE_ASSETS=1 (CI sets it), where it fails: nothing is skipped silently there.
 package testutil
 
 import (
@@ -24,12 +25,27 @@ func SharedDir() string {
 	return filepath.Join(RepoRoot(), "..", "shared")
 }
 
-// Shared returns the path of rel inside ../shared, skipping the test when it is absent.
+// RequireAssets reports whether missing assets fail tests instead of skipping them
+// (MEDASSIST_REQUIRE_ASSETS=1).
+func RequireAssets() bool { return os.Getenv("MEDASSIST_REQUIRE_ASSETS") == "1" }
+
+// Missing skips the test because an asset it needs is absent, or fails it under
+// MEDASSIST_REQUIRE_ASSETS=1. Every test that depends on something outside the repository
+// (../shared, ONNX Runtime, Chromium, a tool on PATH) goes through here.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if RequireAssets() {
+		t.Fatalf("required asset missing (MEDASSIST_REQUIRE_ASSETS=1): "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// Shared returns the path of rel inside ../shared; a missing path goes through Missing.
 func Shared(t testing.TB, rel string) string {
 	t.Helper()
 	p := filepath.Join(SharedDir(), rel)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared asset %s not present: %v", rel, err)
+		Missing(t, "shared asset %s not present: %v", rel, err)
 	}
 	return p
 }
@@ -44,6 +60,14 @@ func TinyLlamaConfig(t testing.TB) string { return Shared(t, "models/tinyllama-1
 func Flashcards(t testing.TB) string {
 	return Shared(t, "data/medical_flashcards/flashcards.jsonl")
 }
+
+// SmolLM2GGUF is SmolLM2-135M-Instruct as a llama.cpp GGUF file in ../shared.
+func SmolLM2GGUF(t testing.TB) string {
+	return Shared(t, "models/smollm2-135m-instruct-gguf/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+// MiniLM is the all-MiniLM-L6-v2 sentence encoder (HF layout) in ../shared.
+func MiniLM(t testing.TB) string { return Shared(t, "models/all-MiniLM-L6-v2") }
 
 // NativeDir is where `make setup` installs native libraries ($MEDASSIST_NATIVE_DIR or .cache/native).
 func NativeDir() string {
@@ -62,7 +86,7 @@ func ORTLibrary(t testing.TB) string {
 		p = filepath.Join(NativeDir(), "lib", "libonnxruntime.so")
 	}
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("ONNX Runtime library not found at %s (run make setup): %v", p, err)
+		Missing(t, "ONNX Runtime library not found at %s (run make setup): %v", p, err)
 	}
 	return p
 }
