@@ -156,7 +156,7 @@ func TestEmbedConcurrentAndBatchIndependent(t *testing.T) {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for i := w; i < len(g.Items); i += 23 {
+			for i := w; i < len(g.Items); i += 41 {
 				v, err := enc.Embed([]string{g.Items[i].Text})
 				if err != nil {
 					errs <- err

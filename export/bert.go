@@ -23,6 +23,10 @@ import (
 //	last_hidden_state = x
 //	sentence_embedding = normalize(pool(x, attention_mask))      (sentence-transformers only)
 //
+// Between the embeddings and the last layer the tokens are rows of one [b·s, hidden] matrix, so
+// that every dense layer is one Gemm with its bias and the Hugging Face [out, in] weight as it
+// is stored (transB), neither transposed at export nor added in a separate pass.
+//
 // Inputs and outputs follow Optimum's feature-extraction layout (input_ids, attention_mask,
 // token_type_ids → last_hidden_state), plus sentence_embedding as sentence-transformers' own
 // ONNX export names it.
@@ -31,6 +35,8 @@ type bertEncoder struct {
 	st  *model.SentenceConfig // nil: no pooled output
 	g   *graph
 	w   *weights
+
+	batchSeq string // [b, s] of input_ids, for reshaping token rows back to sequences
 }
 
 // buildBert returns the encoder graph; its initializers read from src when written.
@@ -46,8 +52,8 @@ func checkBertOptions(opt Options) error {
 	if opt.DType != "float32" {
 		return fmt.Errorf("export: a BERT encoder is exported in float32 only (got --dtype %s)", opt.DType)
 	}
-	if opt.Contrib {
-		return fmt.Errorf("export: --contrib applies to Llama decoders; a BERT encoder uses standard operators (ONNX Runtime fuses them)")
+	if opt.Contrib || opt.Quantize != QuantNone {
+		return fmt.Errorf("export: --contrib and --quantize apply to Llama decoders; a BERT encoder is exported with standard operators and float32 weights")
 	}
 	return nil
 }
@@ -59,14 +65,15 @@ func (e *bertEncoder) forward() {
 	mask := g.input(model.OnnxAttentionMask, Int64, batch, seq)
 	types := g.input(model.OnnxTokenTypeIDs, Int64, batch, seq)
 
-	x := e.embeddings(ids, types)
+	e.batchSeq = g.op("Shape", ids)
+	x := g.op("Reshape", e.embeddings(ids, types), g.ints(-1, int64(cfg.HiddenSize))) // [b·s, h]
 	bias := e.attentionBias(mask)
 	pop := g.push("encoder")
 	for i := 0; i < cfg.NumHiddenLayers; i++ {
 		x = e.layer(i, x, bias)
 	}
 	pop()
-	x = g.rename(x, model.OnnxLastHiddenState)
+	x = g.rename(e.sequences(x, int64(cfg.HiddenSize)), model.OnnxLastHiddenState)
 	g.output(model.OnnxLastHiddenState, Float32, batch, seq, fixed(cfg.HiddenSize))
 	if e.st != nil {
 		g.rename(e.pool(x, mask), model.OnnxSentenceEmbedding)
@@ -112,9 +119,8 @@ func (e *bertEncoder) attention(i int, x, bias string) string {
 	g := e.g
 	defer g.push("attention")()
 	heads, hd := int64(e.cfg.NumAttentionHeads), int64(e.cfg.HeadDim())
-	split := func(v string, perm ...int64) string { // [b, s, heads·hd] → perm of [b, s, heads, hd]
-		v = g.op("Reshape", v, g.ints(0, 0, heads, hd))
-		return g.opA("Transpose", []string{v}, attrInts("perm", perm...))
+	split := func(v string, perm ...int64) string { // [b·s, heads·hd] → perm of [b, s, heads, hd]
+		return g.opA("Transpose", []string{e.sequences(v, heads, hd)}, attrInts("perm", perm...))
 	}
 	q := split(e.dense(x, i, model.BertQuery), 0, 2, 1, 3) // [b, heads, s, hd]
 	k := split(e.dense(x, i, model.BertKey), 0, 2, 3, 1)   // [b, heads, hd, s]
@@ -122,16 +128,22 @@ func (e *bertEncoder) attention(i int, x, bias string) string {
 	scores := g.op("Div", g.op("MatMul", q, k), g.scalarFloat(Float32, float32(math.Sqrt(float64(hd)))))
 	probs := g.opA("Softmax", []string{g.op("Add", scores, bias)}, attrInt("axis", -1))
 	ctx := g.opA("Transpose", []string{g.op("MatMul", probs, v)}, attrInts("perm", 0, 2, 1, 3))
-	ctx = g.op("Reshape", ctx, g.ints(0, 0, heads*hd))
+	ctx = g.op("Reshape", ctx, g.ints(-1, heads*hd))
 	return e.dense(ctx, i, model.BertAttnOutput)
 }
 
-// dense applies dense layer l of block i: x·Wᵀ + b.
+// sequences reshapes token rows [b·s, ...] to [b, s, inner...].
+func (e *bertEncoder) sequences(x string, inner ...int64) string {
+	g := e.g
+	shape := g.opA("Concat", []string{e.batchSeq, g.ints(inner...)}, attrInt("axis", 0))
+	return g.op("Reshape", x, shape)
+}
+
+// dense applies dense layer l of block i to token rows: x·Wᵀ + b, one Gemm.
 func (e *bertEncoder) dense(x string, i int, l model.BertLinear) string {
 	defer e.g.push(string(l))()
 	name := model.BertLinearName(i, l)
-	out, in := e.cfg.Shape(l)
-	return e.g.op("Add", e.w.linear(x, model.Weight(name), out, in), e.w.tensor(model.Bias(name)))
+	return e.g.opA("Gemm", []string{x, e.w.tensor(model.Weight(name)), e.w.tensor(model.Bias(name))}, attrInt("transB", 1))
 }
 
 // layerNorm is LayerNormalization over the hidden axis with the module's weight and bias.
