@@ -1,8 +1,10 @@
 package encoder
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/medassist/medassist/export"
 	"github.com/medassist/medassist/internal/testutil"
 )
 
@@ -205,5 +208,38 @@ func TestOpenRejectsNonSentenceTransformersDir(t *testing.T) {
 	}
 	if _, err := Open(t.TempDir(), Options{Threads: -1}); err == nil {
 		t.Fatal("negative threads accepted")
+	}
+}
+
+// A dir written by medassist export (model.onnx beside the tokenizer and sentence-transformers
+// files) opens and embeds like the source dir.
+func TestOpenExportedDir(t *testing.T) {
+	src, lib, g := testutil.MiniLM(t), testutil.ORTLibrary(t), loadGolden(t)
+	out := t.TempDir()
+	if _, err := export.Export(context.Background(), src, out, export.DefaultOptions(), slog.New(slog.DiscardHandler), nil); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := Open(out, Options{ORTLib: lib, Threads: 1, BatchSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	n := 40
+	texts := make([]string, n)
+	for i := range texts {
+		texts[i] = g.Items[i].Text
+	}
+	got, err := enc.Embed(texts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := &golden{Items: g.Items[:n], vecs: g.vecs[:n]}
+	worst, _ := checkParity(t, got, sub)
+	t.Logf("exported model.onnx, %d texts: max |Δ| %.3g", n, worst)
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enc.Embed(texts[:1]); err != ErrClosed {
+		t.Errorf("Embed after Close: %v, want ErrClosed", err)
 	}
 }
