@@ -114,7 +114,8 @@ func newSession(dir string, opts Options) (*ort.DynamicAdvancedSession, error) {
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	// Spinning off: the guard shares its cores with the server and the decoder (see engine).
+	// Spinning off: the guard shares its cores with the server and the decoder (see engine); with
+	// ONNX Runtime's default spinning one 64-token call cost 31–35 ms of CPU instead of 18.
 	if err := errors.Join(
 		so.SetIntraOpNumThreads(threads),
 		so.SetInterOpNumThreads(1),
@@ -165,8 +166,9 @@ func (e *Encoder) tokenize(text string) []int {
 	return out
 }
 
-// Embed returns one L2-normalised embedding per text, in order. Texts are run in batches of
-// similar length (Options.BatchSize), each padded to its longest text under the attention mask.
+// Embed returns one embedding per text, in order, L2-normalised when the model has a Normalize
+// module (all-MiniLM-L6-v2 has). Texts are run in batches of similar length (Options.BatchSize),
+// each padded to its longest text under the attention mask.
 func (e *Encoder) Embed(texts []string) ([][]float32, error) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
