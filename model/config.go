@@ -38,7 +38,8 @@ type Config struct {
 	raw map[string]any // every field as read, so WriteConfig keeps unknown keys
 }
 
-// RopeScaling is config.json's rope_scaling. Only the "linear" and "llama3" kinds are supported.
+// RopeScaling is config.json's rope_scaling. The kinds medassist runs are RopeDefault, RopeLinear
+// and RopeLlama3 (see Config.RopeInvFreq).
 type RopeScaling struct {
 	Type                          string  `json:"type,omitempty"`
 	RopeType                      string  `json:"rope_type,omitempty"`
@@ -87,10 +88,13 @@ func ParseConfig(b []byte) (*Config, error) {
 		if c.RopeTheta == 0 {
 			c.RopeTheta = rp.RopeTheta
 		}
-		if k := rp.Kind(); c.RopeScaling == nil && k != "" && k != "default" {
+		if c.RopeScaling == nil {
 			sc := rp.RopeScaling
 			c.RopeScaling = &sc
 		}
+	}
+	if rs := c.RopeScaling; rs != nil && (rs.Kind() == "" || rs.Kind() == RopeDefault) {
+		c.RopeScaling = nil // transformers' "default": no scaling
 	}
 	if c.NumKeyValueHeads == 0 {
 		c.NumKeyValueHeads = c.NumAttentionHeads
@@ -135,15 +139,7 @@ func (c *Config) Validate() error {
 	check(c.HiddenAct == "silu", "hidden_act %q is not supported (only silu)", c.HiddenAct)
 	check(!c.AttentionBias && !c.MLPBias, "attention_bias/mlp_bias are not supported")
 	if c.RopeScaling != nil {
-		switch k := c.RopeScaling.Kind(); k {
-		case "linear":
-			check(c.RopeScaling.Factor > 0, "rope_scaling.factor must be > 0")
-		case "llama3":
-			check(c.RopeScaling.Factor > 0 && c.RopeScaling.OriginalMaxPositionEmbeddings > 0,
-				"rope_scaling llama3 needs factor and original_max_position_embeddings")
-		default:
-			check(false, "rope_scaling type %q is not supported (supported: linear, llama3); remove it or convert the model", k)
-		}
+		errs = append(errs, c.RopeScaling.validate())
 	}
 	return errors.Join(errs...)
 }

@@ -286,12 +286,11 @@ func ropeRow(x, cos, sin *Node) *Node {
 	return Add(Mul(x, BroadcastToDims(cos, dims...)), Mul(Concatenate([]*Node{x2, x1}, -1), BroadcastToDims(sin, dims...)))
 }
 
-// ropeTables computes cos and sin [seq, headDim] the way transformers does, in float32: inverse
-// frequencies base^(-2i/d) (with linear or llama3 scaling), angle = position · frequency, the
-// halves repeated.
+// ropeTables computes cos and sin [seq, headDim] the way transformers does, in float32: angle =
+// position · inverse frequency (model.Config.RopeInvFreq), the halves repeated.
 func ropeTables(cfg *model.Config, seqLen int) (cos, sin []float32) {
 	d := cfg.HeadDim()
-	inv := ropeInvFreq(cfg)
+	inv := cfg.RopeInvFreq()
 	cos = make([]float32, seqLen*d)
 	sin = make([]float32, seqLen*d)
 	for p := range seqLen {
@@ -303,42 +302,6 @@ func ropeTables(cfg *model.Config, seqLen int) (cos, sin []float32) {
 		}
 	}
 	return cos, sin
-}
-
-func ropeInvFreq(cfg *model.Config) []float32 {
-	d := cfg.HeadDim()
-	inv := make([]float32, d/2)
-	for i := range inv {
-		exp := float32(2*i) / float32(d)
-		inv[i] = 1 / float32(math.Pow(cfg.RopeTheta, float64(exp)))
-	}
-	rs := cfg.RopeScaling
-	if rs == nil {
-		return inv
-	}
-	switch rs.Kind() {
-	case "linear":
-		for i := range inv {
-			inv[i] /= float32(rs.Factor)
-		}
-	case "llama3":
-		oldCtx := float64(rs.OriginalMaxPositionEmbeddings)
-		lowWavelen := oldCtx / rs.LowFreqFactor
-		highWavelen := oldCtx / rs.HighFreqFactor
-		for i, f := range inv {
-			wavelen := 2 * math.Pi / float64(f)
-			scaled := float64(f)
-			if wavelen > lowWavelen {
-				scaled /= rs.Factor
-			}
-			if wavelen >= highWavelen && wavelen <= lowWavelen {
-				smooth := (oldCtx/wavelen - rs.LowFreqFactor) / (rs.HighFreqFactor - rs.LowFreqFactor)
-				scaled = (1-smooth)*scaled/rs.Factor + smooth*scaled
-			}
-			inv[i] = float32(scaled)
-		}
-	}
-	return inv
 }
 
 // tokenLoss returns, for logits [b, s, vocab] and labels [b, s] (int32, -100 = ignored), the sum of

@@ -30,7 +30,12 @@ type llamaGolden struct {
 
 func loadLlamaGolden(t *testing.T) *llamaGolden {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "testdata", "llama", "stories260k.json"))
+	return readLlamaGolden(t, filepath.Join(testutil.RepoRoot(), "testdata", "llama", "stories260k.json"))
+}
+
+func readLlamaGolden(t *testing.T, path string) *llamaGolden {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("golden logits (make them with tools/oracle/llama_golden.py): %v", err)
 	}
@@ -172,4 +177,46 @@ func sessionLogits(s *session, ids [][]int32) ([][][]float32, error) {
 		}
 	}
 	return res, nil
+}
+
+// TestTinyRandomLogitsMatchTransformers runs the tiny random models of testdata/export (one per
+// rope_scaling kind the config accepts, tools/oracle/tiny_random.py) through the GoMLX forward.
+func TestTinyRandomLogitsMatchTransformers(t *testing.T) {
+	for _, name := range []string{"tiny-gqa2-default", "tiny-mha-tied-linear", "tiny-gqa3-untied-llama3", "tiny-mha-llama3-factors"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(testutil.RepoRoot(), "testdata", "export", name)
+			golden := readLlamaGolden(t, filepath.Join(dir, "golden.json"))
+			s := testSession(t, dir)
+			t.Logf("rope_scaling %+v", s.cfg.RopeScaling)
+			c := golden.Cases[0]
+			got, err := sessionLogits(s, [][]int32{c.IDs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			worst := 0.0
+			for pos, row := range c.Logits {
+				for v, want := range row {
+					worst = math.Max(worst, math.Abs(float64(got[0][pos][v])-want))
+				}
+			}
+			t.Logf("%d positions, max |Δlogit| = %.2g", len(c.Logits), worst)
+			if worst > 1e-4 {
+				t.Errorf("logits differ from transformers by up to %g (want ≤ 1e-4)", worst)
+			}
+			if s.cfg.RopeScaling == nil {
+				return
+			}
+			// The golden must tell the scaling apart: without it the logits are far off.
+			unscaled := *s.cfg
+			unscaled.RopeScaling = nil
+			s.cfg = &unscaled
+			plain, err := sessionLogits(s, [][]int32{c.IDs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := testutil.MaxAbsDiff(plain[0][len(c.IDs)-1], got[0][len(c.IDs)-1]); d < 1e-3 {
+				t.Errorf("dropping rope_scaling changes the last logits by only %g: the golden does not test it", d)
+			}
+		})
+	}
 }
