@@ -22,11 +22,10 @@ import (
 // right-padded to a multiple of genBucket tokens and the cache sized to a multiple of cacheBucket,
 // so that a few compiled graphs serve every request.
 type generator struct {
-	s       *session
-	log     *slog.Logger
-	mu      sync.Mutex // one graph execution at a time: the backend already uses every core
-	prefill *mlmodel.Exec
-	decode  *mlmodel.Exec
+	s    *session
+	log  *slog.Logger
+	mu   sync.Mutex    // one graph execution at a time: the backend already uses every core
+	step *mlmodel.Exec // the prompt (prefill) and each new token (decode), one graph per shape
 }
 
 const (
@@ -56,31 +55,23 @@ func OpenGeneratorOn(dir, backendSpec string, log *slog.Logger) (generation.Gene
 	}
 	log.Debug("gomlx model loaded", "dir", dir, "backend", b.Name(), "load", time.Since(start).Round(time.Millisecond))
 	g := &generator{s: s, log: log}
-	if g.prefill, err = mlmodel.NewExec(b, s.store, g.prefillGraph); err != nil {
+	if g.step, err = mlmodel.NewExec(b, s.store, g.stepGraph); err != nil {
 		return nil, err
 	}
-	if g.decode, err = mlmodel.NewExec(b, s.store, g.decodeGraph); err != nil {
-		return nil, err
-	}
-	g.prefill.SetMaxCache(128)
-	g.decode.SetMaxCache(64)
+	g.step.SetMaxCache(192)
 	return g, nil
 }
 
-// prefillGraph: ids [1, n], last (int32), an empty cache → (logits after the token at last, cache).
-func (g *generator) prefillGraph(_ *mlmodel.Scope, ids, last, cache *graph.Node) (*graph.Node, *graph.Node) {
+// stepGraph: ids [1, n] at positions pos.. (int32), the cache, last (int32: the index in ids of the
+// last real token, ids being right-padded) → (logits after the token at last, cache with ids'
+// keys and values). The prompt is one step at pos 0, each new token one step of n = 1.
+func (g *generator) stepGraph(_ *mlmodel.Scope, ids, pos, last, cache *graph.Node) (*graph.Node, *graph.Node) {
 	defer releaseVJPs(ids.Graph())
 	m := buildLlama(g.s.store, ids.Graph(), g.s.cfg, g.s.adapter, nil)
-	h, c := m.Prefill(ids, last, cache)
-	return graph.Reshape(m.Logits(h), -1), c
-}
-
-// decodeGraph: id [1, 1], pos (int32), cache → (logits after id, cache).
-func (g *generator) decodeGraph(_ *mlmodel.Scope, id, pos, cache *graph.Node) (*graph.Node, *graph.Node) {
-	defer releaseVJPs(id.Graph())
-	m := buildLlama(g.s.store, id.Graph(), g.s.cfg, g.s.adapter, nil)
-	h, c := m.Decode(id, pos, cache)
-	return graph.Reshape(m.Logits(h), -1), c
+	h, c := m.Hidden(ids, &KVCache{Data: cache, Pos: pos})
+	dims := h.Shape().Dimensions
+	h = graph.Gather(graph.Reshape(h, dims[1], dims[2]), graph.Reshape(last, 1, 1)) // [1, hidden]
+	return graph.Reshape(m.Logits(h), -1), c.Data
 }
 
 // sequence is one request's state: its token ids and key/value cache.
@@ -104,7 +95,7 @@ func (g *generator) start(prompt []int, capacity int) (*sequence, []float32, err
 	cache := tensors.FromShape(shapes.Make(dtypes.Float32, cfg.NumHiddenLayers, 2, cfg.NumKeyValueHeads, capacity, cfg.HeadDim()))
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out, err := g.prefill.Call(tensors.FromFlatDataAndDimensions(padded, 1, width), int32(len(prompt)-1), cache)
+	out, err := g.step.Call(tensors.FromFlatDataAndDimensions(padded, 1, width), int32(0), int32(len(prompt)-1), cache)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -121,7 +112,7 @@ func (s *sequence) next(id int) ([]float32, error) {
 	s.ids = append(s.ids, id)
 	s.g.mu.Lock()
 	defer s.g.mu.Unlock()
-	out, err := s.g.decode.Call(tensors.FromFlatDataAndDimensions([]int32{int32(id)}, 1, 1), int32(pos), s.cache)
+	out, err := s.g.step.Call(tensors.FromFlatDataAndDimensions([]int32{int32(id)}, 1, 1), int32(pos), int32(0), s.cache)
 	if err != nil {
 		return nil, err
 	}
