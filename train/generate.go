@@ -3,9 +3,7 @@ package train
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -123,61 +121,34 @@ func (s *sequence) next(id int) ([]float32, error) {
 
 func (s *sequence) close() { s.cache.FinalizeAll() }
 
-// Generate implements generation.Generator.
+// Generate implements generation.Generator with generation.Run's loop.
 func (g *generator) Generate(ctx context.Context, req generation.Request, emit func(id int) error) (generation.Result, error) {
-	start := time.Now()
-	res := generation.Result{PromptTokens: len(req.PromptIDs)}
-	defer func() { res.Duration = time.Since(start) }()
-	if err := req.Validate(); err != nil {
-		return res, err
-	}
 	cfg := g.s.cfg
 	maxLen := cfg.MaxPositionEmbeddings
 	if maxLen <= 0 {
 		maxLen = len(req.PromptIDs) + req.MaxNewTokens
 	}
-	if len(req.PromptIDs) >= maxLen {
-		return res, fmt.Errorf("prompt has %d tokens; the model's context is %d", len(req.PromptIDs), maxLen)
-	}
-	for _, id := range req.PromptIDs {
-		if id < 0 || id >= cfg.VocabSize {
-			return res, fmt.Errorf("prompt token id %d is outside the vocabulary (0..%d)", id, cfg.VocabSize-1)
-		}
-	}
-	total := min(len(req.PromptIDs)+req.MaxNewTokens, maxLen)
-	seq, logits, err := g.start(req.PromptIDs, total)
-	if err != nil {
-		return res, err
-	}
-	defer seq.close()
-	sampler := generation.NewSampler(req.Sampling)
-	for {
-		if err := ctx.Err(); err != nil {
-			res.Finish = generation.FinishCancelled
-			return res, err
-		}
-		id := sampler.Next(logits, seq.ids)
-		if res.TTFT == 0 {
-			res.TTFT = time.Since(start)
-		}
-		if slices.Contains(req.StopIDs, id) {
-			res.Finish = generation.FinishStop
-			return res, nil
-		}
-		res.IDs = append(res.IDs, id)
-		if err := emit(id); err != nil {
-			if errors.Is(err, generation.ErrStop) {
-				res.Finish = generation.FinishStop
-				return res, nil
-			}
-			return res, err
-		}
-		if len(res.IDs) == req.MaxNewTokens || len(seq.ids)+1 >= maxLen {
-			res.Finish = generation.FinishLength
-			return res, nil
-		}
-		if logits, err = seq.next(id); err != nil {
-			return res, err
-		}
+	st := &stepper{g: g}
+	defer st.close()
+	return generation.Run(ctx, req, maxLen, cfg.VocabSize, st, emit)
+}
+
+// stepper is one request's sequence as a generation.Stepper.
+type stepper struct {
+	g   *generator
+	seq *sequence
+}
+
+func (st *stepper) Start(prompt []int, capacity int) ([]float32, error) {
+	seq, logits, err := st.g.start(prompt, capacity)
+	st.seq = seq
+	return logits, err
+}
+
+func (st *stepper) Step(id int) ([]float32, error) { return st.seq.next(id) }
+
+func (st *stepper) close() {
+	if st.seq != nil {
+		st.seq.close()
 	}
 }
