@@ -68,11 +68,16 @@ const ConfigFile = "config.json"
 
 // LoadConfig reads and validates DIR/config.json.
 func LoadConfig(dir string) (*Config, error) {
-	b, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	path := filepath.Join(dir, ConfigFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
-	return ParseConfig(b)
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
 }
 
 // ParseConfig parses and validates config.json bytes.
@@ -138,6 +143,9 @@ func (c *Config) Validate() error {
 	}
 	check(c.HiddenAct == "silu", "hidden_act %q is not supported (only silu)", c.HiddenAct)
 	check(!c.AttentionBias && !c.MLPBias, "attention_bias/mlp_bias are not supported")
+	if _, err := tokenIDs(c.EOSTokenID); err != nil {
+		errs = append(errs, fmt.Errorf("eos_token_id: %w", err))
+	}
 	if c.RopeScaling != nil {
 		errs = append(errs, c.RopeScaling.validate())
 	}
@@ -156,21 +164,42 @@ func (c *Config) HeadDim() int {
 func (c *Config) EOSTokenIDs() []int { return intList(c.EOSTokenID) }
 
 func intList(v any) []int {
-	switch x := v.(type) {
-	case float64:
-		return []int{int(x)}
-	case int:
-		return []int{x}
-	case []any:
-		var out []int
-		for _, e := range x {
-			if f, ok := e.(float64); ok {
-				out = append(out, int(f))
-			}
+	ids, _ := tokenIDs(v)
+	return ids
+}
+
+// tokenIDs reads a JSON token id or list of ids (nil: none); anything else is an error.
+func tokenIDs(v any) ([]int, error) {
+	bad := fmt.Errorf("want a token id or a list of ids, got %v", v)
+	id := func(e any) (int, bool) {
+		switch x := e.(type) {
+		case float64:
+			return int(x), x == float64(int(x))
+		case int:
+			return x, true
 		}
-		return out
+		return 0, false
 	}
-	return nil
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case []any:
+		out := make([]int, 0, len(x))
+		for _, e := range x {
+			i, ok := id(e)
+			if !ok {
+				return nil, bad
+			}
+			out = append(out, i)
+		}
+		return out, nil
+	case []int:
+		return x, nil
+	}
+	if i, ok := id(v); ok {
+		return []int{i}, nil
+	}
+	return nil, bad
 }
 
 // Marshal returns config.json bytes: the fields as read (unknown keys kept), with typed fields applied.

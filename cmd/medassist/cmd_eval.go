@@ -328,28 +328,12 @@ func resolveEngine(engine, dir string) string {
 	return evalEngineGoMLX
 }
 
-// stopIDs are the ids that end an answer: generation_config.json's EOS ids, else config.json's.
-func stopIDs(dir string) ([]int, error) {
-	mc, err := model.LoadConfig(dir)
-	if err != nil {
-		return nil, err
-	}
-	stop := mc.EOSTokenIDs()
-	if gc, err := model.LoadGenerationConfig(dir); err == nil && len(gc.EOSTokenIDs) > 0 {
-		stop = gc.EOSTokenIDs
-	}
-	if len(stop) == 0 {
-		return nil, fmt.Errorf("%s: no eos_token_id in config.json or generation_config.json; generation would never stop", dir)
-	}
-	return stop, nil
-}
-
 // openEvalModel opens dir on its engine.
 func openEvalModel(ctx context.Context, cfg evalConfig, dir string, log *slog.Logger) (*eval.Model, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	stop, err := stopIDs(dir)
+	stop, err := model.StopIDs(dir, -1) // no tokenizer is loaded here: EOS comes from the model files
 	if err != nil {
 		return nil, err
 	}

@@ -126,7 +126,7 @@ func runGenerate(ctx context.Context, cfg generateConfig, log *slog.Logger, stdo
 	if err != nil {
 		return err
 	}
-	stops, err := generateStopIDs(cfg.Model, tok)
+	stops, err := model.StopIDs(cfg.Model, tok.EOS())
 	if err != nil {
 		return err
 	}
@@ -179,20 +179,6 @@ func promptIDs(cfg generateConfig, tok *tokenizer.Tokenizer) ([]int, error) {
 		return nil, err
 	}
 	return tok.EncodeRendered(text, spans, true), nil
-}
-
-// generateStopIDs are the EOS ids of generation_config.json, else config.json, else the tokenizer's.
-func generateStopIDs(dir string, tok *tokenizer.Tokenizer) ([]int, error) {
-	if gc, err := model.LoadGenerationConfig(dir); err == nil && len(gc.EOSTokenIDs) > 0 {
-		return gc.EOSTokenIDs, nil
-	}
-	if mc, err := model.LoadConfig(dir); err == nil && len(mc.EOSTokenIDs()) > 0 {
-		return mc.EOSTokenIDs(), nil
-	}
-	if tok.EOS() >= 0 {
-		return []int{tok.EOS()}, nil
-	}
-	return nil, fmt.Errorf("%s: no eos_token_id in generation_config.json, config.json or the tokenizer; generation would never stop", dir)
 }
 
 // openGenerator opens the configured engine (auto resolved into kind); close releases it.
