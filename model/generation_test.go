@@ -137,3 +137,18 @@ func TestStopIDs(t *testing.T) {
 		})
 	}
 }
+
+func TestResolveEngine(t *testing.T) {
+	hf, exported := t.TempDir(), t.TempDir()
+	writeModelJSON(t, exported, OnnxModelFile, "onnx")
+	for _, tc := range []struct{ kind, dir, want string }{
+		{EngineAuto, hf, EngineGoMLX},
+		{EngineAuto, exported, EngineONNX},
+		{EngineGoMLX, exported, EngineGoMLX},
+		{EngineONNX, hf, EngineONNX},
+	} {
+		if got := ResolveEngine(tc.kind, tc.dir); got != tc.want {
+			t.Errorf("ResolveEngine(%q, %s) = %q, want %q", tc.kind, tc.dir, got, tc.want)
+		}
+	}
+}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/pflag"
 
@@ -18,13 +16,6 @@ import (
 	"github.com/medassist/medassist/model"
 	"github.com/medassist/medassist/tokenizer"
 	"github.com/medassist/medassist/train"
-)
-
-// Engines `medassist generate` can run.
-const (
-	genEngineAuto  = "auto"  // onnx when the dir holds model.onnx, else gomlx
-	genEngineONNX  = "onnx"  // an exported dir on ONNX Runtime
-	genEngineGoMLX = "gomlx" // a Hugging Face-layout dir on GoMLX
 )
 
 // generateConfig is the configuration of `medassist generate`.
@@ -51,7 +42,7 @@ type generateConfig struct {
 }
 
 func defaultGenerateConfig() generateConfig {
-	return generateConfig{Engine: genEngineAuto, SystemPrompt: assets.SystemPrompt(), MaxNewTokens: 128,
+	return generateConfig{Engine: model.EngineAuto, SystemPrompt: assets.SystemPrompt(), MaxNewTokens: 128,
 		RepetitionPenalty: 1, Device: engine.DeviceAuto, Spin: true}
 }
 
@@ -64,7 +55,7 @@ func (c generateConfig) sampling() generation.Sampling {
 func (c generateConfig) Validate() error {
 	return config.Join(
 		config.Check(c.Model != "", "model", c.Model, "a model dir: exported (model.onnx) for onnx, Hugging Face layout for gomlx"),
-		config.Check(c.Engine == genEngineAuto || c.Engine == genEngineONNX || c.Engine == genEngineGoMLX, "engine", c.Engine, "one of auto, onnx, gomlx"),
+		config.Check(c.Engine == model.EngineAuto || c.Engine == model.EngineONNX || c.Engine == model.EngineGoMLX, "engine", c.Engine, "one of auto, onnx, gomlx"),
 		config.Check(c.Prompt != "", "prompt", c.Prompt, "the text to continue or the question to answer"),
 		config.Check(c.MaxNewTokens >= 1, "max-new-tokens", c.MaxNewTokens, ">= 1"),
 		config.Check(c.Temperature >= 0, "temperature", c.Temperature, ">= 0 (0 is greedy)"),
@@ -183,15 +174,9 @@ func promptIDs(cfg generateConfig, tok *tokenizer.Tokenizer) ([]int, error) {
 
 // openGenerator opens the configured engine (auto resolved into kind); close releases it.
 func openGenerator(cfg generateConfig, log *slog.Logger) (gen generation.Generator, kind string, close func(), err error) {
-	kind = cfg.Engine
-	if kind == genEngineAuto {
-		kind = genEngineGoMLX
-		if _, err := os.Stat(filepath.Join(cfg.Model, engine.ModelFile)); err == nil {
-			kind = genEngineONNX
-		}
-	}
+	kind = model.ResolveEngine(cfg.Engine, cfg.Model)
 	switch kind {
-	case genEngineONNX:
+	case model.EngineONNX:
 		e, err := engine.Open(engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads, AllowSpinning: cfg.Spin}, log)
 		if err != nil {
 			return nil, kind, nil, err
