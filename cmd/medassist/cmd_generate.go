@@ -198,8 +198,7 @@ func openGenerator(cfg generateConfig, log *slog.Logger) (gen generation.Generat
 // textOut turns streamed ids into text: incremental decoding, stop strings held back until they
 // are ruled out, and (when streaming) each piece written as soon as it is safe.
 type textOut struct {
-	dec    *tokenizer.StreamDecoder
-	stops  *generation.StopMatcher
+	ts     *generation.TextStream
 	w      io.Writer
 	stream bool
 	text   []byte
@@ -207,11 +206,11 @@ type textOut struct {
 }
 
 func newTextOut(tok *tokenizer.Tokenizer, stops []string, w io.Writer, stream bool) *textOut {
-	return &textOut{dec: tok.NewStreamDecoder(true), stops: generation.NewStopMatcher(stops), w: w, stream: stream}
+	return &textOut{ts: generation.NewTextStream(tok.NewStreamDecoder(true), stops), w: w, stream: stream}
 }
 
 func (o *textOut) emit(id int) error {
-	piece, stopped := o.stops.Push(o.dec.Add(id))
+	piece, stopped := o.ts.Push(id)
 	o.write(piece)
 	if o.err != nil {
 		return o.err
@@ -224,10 +223,8 @@ func (o *textOut) emit(id int) error {
 
 // finish writes what was held back and returns the whole text.
 func (o *textOut) finish() string {
-	if !o.stops.Stopped() {
-		piece, _ := o.stops.Push(o.dec.Flush())
-		o.write(piece + o.stops.Flush())
-	}
+	tail, _ := o.ts.Close()
+	o.write(tail)
 	return string(o.text)
 }
 
