@@ -52,21 +52,29 @@ func TestStoriesLogitsMatchTransformers(t *testing.T) {
 	golden := loadLlamaGolden(t)
 	s := testSession(t, dir)
 	for _, c := range golden.Cases {
-		got, err := sessionLogits(s, [][]int32{c.IDs})
-		if err != nil {
-			t.Fatal(err)
-		}
-		worst := 0.0
-		for pos, row := range c.Logits {
-			for v, want := range row {
-				worst = math.Max(worst, math.Abs(float64(got[0][pos][v])-want))
-			}
-		}
+		_, worst := logitsDiff(t, s, c.IDs, c.Logits)
 		t.Logf("%q: %d positions, max |Δlogit| = %.2g", c.Prompt, len(c.Logits), worst)
 		if worst > 1e-4 {
 			t.Errorf("%q: logits differ from transformers by up to %g (want ≤ 1e-4)", c.Prompt, worst)
 		}
 	}
+}
+
+// logitsDiff runs ids through the session's forward pass and returns the logits [pos][vocab] and
+// their largest difference from want.
+func logitsDiff(t *testing.T, s *session, ids []int32, want [][]float64) ([][]float32, float64) {
+	t.Helper()
+	got, err := sessionLogits(s, [][]int32{ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for pos, row := range want {
+		for v, w := range row {
+			worst = math.Max(worst, math.Abs(float64(got[0][pos][v])-w))
+		}
+	}
+	return got[0], worst
 }
 
 func testSession(t *testing.T, dir string) *session {
@@ -189,16 +197,7 @@ func TestTinyRandomLogitsMatchTransformers(t *testing.T) {
 			s := testSession(t, dir)
 			t.Logf("rope_scaling %+v", s.cfg.RopeScaling)
 			c := golden.Cases[0]
-			got, err := sessionLogits(s, [][]int32{c.IDs})
-			if err != nil {
-				t.Fatal(err)
-			}
-			worst := 0.0
-			for pos, row := range c.Logits {
-				for v, want := range row {
-					worst = math.Max(worst, math.Abs(float64(got[0][pos][v])-want))
-				}
-			}
+			got, worst := logitsDiff(t, s, c.IDs, c.Logits)
 			t.Logf("%d positions, max |Δlogit| = %.2g", len(c.Logits), worst)
 			if worst > 1e-4 {
 				t.Errorf("logits differ from transformers by up to %g (want ≤ 1e-4)", worst)
@@ -214,7 +213,7 @@ func TestTinyRandomLogitsMatchTransformers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d := testutil.MaxAbsDiff(plain[0][len(c.IDs)-1], got[0][len(c.IDs)-1]); d < 1e-3 {
+			if d := testutil.MaxAbsDiff(plain[0][len(c.IDs)-1], got[len(c.IDs)-1]); d < 1e-3 {
 				t.Errorf("dropping rope_scaling changes the last logits by only %g: the golden does not test it", d)
 			}
 		})
