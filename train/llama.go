@@ -98,9 +98,12 @@ func (m *Llama) Hidden(ids *Node, cache *KVCache) (*Node, *KVCache) {
 	dims := ids.Shape().Dimensions
 	b, s := dims[0], dims[1]
 	var at *attend
-	if cache == nil {
+	switch {
+	case cache == nil:
 		at = newAttend(ids.Graph(), m.Config, b, s)
-	} else {
+	case b != 1:
+		panic("Llama.Hidden: a KV cache holds one sequence; ids must be [1, seq]")
+	default:
 		at = newCachedAttend(m.Config, s, cache)
 	}
 	eps := m.Config.RMSNormEps
@@ -129,7 +132,7 @@ func (l *Layer) Forward(x *Node, at *layerAttend, eps float64) *Node {
 // updated entries.
 type attend struct {
 	rope    *rope
-	mask    *Node // [b·kvHeads or 1, group·seq, keys]
+	mask    *Node // [batch·kvHeads, group·seq, keys]
 	cache   *KVCache
 	written []*Node // each layer's [2, kvHeads, capacity, headDim] after the pass
 }
@@ -152,7 +155,8 @@ func newAttend(g *Graph, cfg *model.Config, b, s int) *attend {
 func newCachedAttend(cfg *model.Config, s int, cache *KVCache) *attend {
 	g := cache.Data.Graph()
 	capacity := cache.Data.Shape().Dimensions[3]
-	group := cfg.NumAttentionHeads / cfg.NumKeyValueHeads
+	kv := cfg.NumKeyValueHeads
+	group := cfg.NumAttentionHeads / kv
 	pos := cache.Pos
 	shape := shapes.Make(pos.DType(), group, s, capacity)
 	query := Add(Iota(g, shape, 1), pos)
@@ -160,7 +164,7 @@ func newCachedAttend(cfg *model.Config, s int, cache *KVCache) *attend {
 	mask := Where(visible, ScalarZero(g, dtypes.Float32), Scalar(g, dtypes.Float32, -1e9))
 	return &attend{
 		rope:    newRope(cfg, capacity).at(pos, s),
-		mask:    Reshape(mask, 1, group*s, capacity),
+		mask:    BroadcastToDims(Reshape(mask, 1, group*s, capacity), kv, group*s, capacity),
 		cache:   cache,
 		written: make([]*Node, cfg.NumHiddenLayers),
 	}
@@ -213,12 +217,7 @@ func (sa *SelfAttention) Forward(x *Node, at *layerAttend) *Node {
 
 	// The 1/√d scale is applied to q (g·s·d values) rather than to the scores (g·s·keys).
 	qf := MulScalar(Reshape(q, b*kv, g*s, d), 1/math.Sqrt(float64(d)))
-	scores := batchedMatMulT(qf, keys) // [b·kv, g·s, keys]
-	if mask := at.mask; mask.Shape().Dimensions[0] != b*kv {
-		scores = Add(scores, BroadcastToDims(mask, scores.Shape().Dimensions...))
-	} else {
-		scores = Add(scores, mask)
-	}
+	scores := Add(batchedMatMulT(qf, keys), at.mask)                    // [b·kv, g·s, keys]
 	out := batchedMatMul(softmax(scores), vals)                         // [b·kv, g·s, d]
 	out = TransposeAllAxes(Reshape(out, b, kv, g, s, d), 0, 3, 1, 2, 4) // [b, s, kv, g, d]
 	return sa.Output.Forward(Reshape(out, b, s, sa.NumHeads*d))

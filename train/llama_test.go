@@ -125,19 +125,27 @@ func TestDecodeWithCacheMatchesRecompute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := gen.(*generator)
 	c := golden.Cases[1]
-	prompt := make([]int, len(c.IDs))
-	for i, id := range c.IDs {
-		prompt[i] = int(id)
+	worst := cachedVsRecomputed(t, gen.(*generator), c.IDs, c.GreedyIDs[:12])
+	t.Logf("12 decode steps: max |Δlogit| cached vs recomputed = %.2g", worst)
+	if worst > 1e-4 {
+		t.Errorf("cached decoding differs from recomputation by %g", worst)
 	}
-	seq, logits, err := g.start(prompt, len(prompt)+12)
+}
+
+// cachedVsRecomputed feeds ids, then each of next, through the generator's cache and returns the
+// largest difference between the logits of each step and those of a full forward pass over the
+// sequence so far.
+func cachedVsRecomputed(t *testing.T, g *generator, ids []int32, next []int) float64 {
+	t.Helper()
+	prompt := toInts(ids)
+	seq, logits, err := g.start(prompt, len(prompt)+len(next))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer seq.close()
 	worst := 0.0
-	for step := 0; step < 12; step++ {
+	for _, id := range next {
 		full := make([]int32, len(seq.ids))
 		for i, id := range seq.ids {
 			full[i] = int32(id)
@@ -146,17 +154,12 @@ func TestDecodeWithCacheMatchesRecompute(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		last := ref[0][len(full)-1]
-		worst = math.Max(worst, testutil.MaxAbsDiff(last, logits))
-		next := c.GreedyIDs[step]
-		if logits, err = seq.next(next); err != nil {
+		worst = math.Max(worst, testutil.MaxAbsDiff(ref[0][len(full)-1], logits))
+		if logits, err = seq.next(id); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("12 decode steps: max |Δlogit| cached vs recomputed = %.2g", worst)
-	if worst > 1e-4 {
-		t.Errorf("cached decoding differs from recomputation by %g", worst)
-	}
+	return worst
 }
 
 // sessionLogits runs the forward pass on a batch of equal-length sequences and returns
@@ -202,6 +205,17 @@ func TestTinyRandomLogitsMatchTransformers(t *testing.T) {
 			if worst > 1e-4 {
 				t.Errorf("logits differ from transformers by up to %g (want ≤ 1e-4)", worst)
 			}
+			gen, err := OpenGenerator(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The cached path (rotary rows gathered at the cache position) on the prompt's first 9
+			// tokens, then the next 12 ids.
+			cached := cachedVsRecomputed(t, gen.(*generator), c.IDs[:9], toInts(c.IDs[9:21]))
+			t.Logf("12 cached decode steps: max |Δlogit| cached vs recomputed = %.2g", cached)
+			if cached > 1e-4 {
+				t.Errorf("cached decoding differs from recomputation by %g", cached)
+			}
 			if s.cfg.RopeScaling == nil {
 				return
 			}
@@ -218,4 +232,12 @@ func TestTinyRandomLogitsMatchTransformers(t *testing.T) {
 			}
 		})
 	}
+}
+
+func toInts(ids []int32) []int {
+	out := make([]int, len(ids))
+	for i, id := range ids {
+		out[i] = int(id)
+	}
+	return out
 }
