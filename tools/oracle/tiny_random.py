@@ -18,6 +18,9 @@ import sys
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+# The shape of the smallest models, one layer each.
+SMALL = dict(hidden_size=32, intermediate_size=48, num_hidden_layers=1, vocab_size=64, max_position_embeddings=128)
+
 MODELS = {
     "tiny-gqa3-untied-llama3": dict(
         hidden_size=96, intermediate_size=136, num_hidden_layers=2, num_attention_heads=6,
@@ -32,13 +35,11 @@ MODELS = {
         rms_norm_eps=1e-5, rope_theta=500000.0, rope_scaling={"rope_type": "linear", "factor": 2.0},
     ),
     "tiny-gqa2-default": dict(
-        hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=64, tie_word_embeddings=True, max_position_embeddings=128,
+        SMALL, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
         rms_norm_eps=1e-5, rope_theta=10000.0, rope_scaling=None,
     ),
     "tiny-mha-llama3-factors": dict(
-        hidden_size=32, intermediate_size=48, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=2, vocab_size=64, tie_word_embeddings=False, max_position_embeddings=128,
+        SMALL, num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=False,
         rms_norm_eps=1e-6, rope_theta=10000.0,
         rope_scaling={"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 2.0,
                       "high_freq_factor": 8.0, "original_max_position_embeddings": 16},
