@@ -160,11 +160,10 @@ func (c *Config) HeadDim() int {
 	return c.HiddenSize / c.NumAttentionHeads
 }
 
-// EOSTokenIDs returns eos_token_id as a list (configs use an int or a list).
-func (c *Config) EOSTokenIDs() []int { return intList(c.EOSTokenID) }
-
-func intList(v any) []int {
-	ids, _ := tokenIDs(v)
+// EOSTokenIDs returns eos_token_id as a list (configs use an int or a list; Validate has checked
+// which).
+func (c *Config) EOSTokenIDs() []int {
+	ids, _ := tokenIDs(c.EOSTokenID)
 	return ids
 }
 
