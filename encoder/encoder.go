@@ -124,7 +124,7 @@ func newSession(dir string, opts Options) (*ort.DynamicAdvancedSession, error) {
 	); err != nil {
 		return nil, fmt.Errorf("session options: %w", err)
 	}
-	path := filepath.Join(dir, export.ModelFile)
+	path := filepath.Join(dir, model.OnnxModelFile)
 	if _, err := os.Stat(path); err == nil {
 		s, err := ort.NewDynamicAdvancedSession(path, inputNames, outputNames, so)
 		if err != nil {
