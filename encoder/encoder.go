@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 
@@ -136,7 +137,13 @@ func newSession(dir string, opts Options) (*ort.DynamicAdvancedSession, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ort.NewDynamicAdvancedSessionWithONNXData(onnx, inputNames, outputNames, so)
+	s, err := ort.NewDynamicAdvancedSessionWithONNXData(onnx, inputNames, outputNames, so)
+	// ONNX Runtime has copied the weights: return the serialized graph (86 MiB) and the C heap ONNX
+	// Runtime freed to the OS (the resident set after Open went from 273 to 164 MB).
+	onnx = nil
+	debug.FreeOSMemory()
+	engine.ReleaseFreedMemory()
+	return s, err
 }
 
 // Dim is the length of every embedding (384 for all-MiniLM-L6-v2).
