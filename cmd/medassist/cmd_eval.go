@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -61,18 +60,14 @@ type evalConfig struct {
 }
 
 func defaultEvalConfig() evalConfig {
-	d := data.DefaultConfig()
-	return evalConfig{
-		Engine: evalEngineAuto, MaxExamples: 50, MaxNewTokens: 128, Device: engine.DeviceAuto,
-		MaxLength: d.MaxLength, ValFraction: d.ValFraction, Seed: d.Seed, DataMaxExamples: d.MaxExamples,
-		SystemPrompt: d.SystemPrompt,
-	}
+	c := evalConfig{Engine: evalEngineAuto, MaxExamples: 50, MaxNewTokens: 128, Device: engine.DeviceAuto}
+	c.setSplit(data.DefaultSplit())
+	return c
 }
 
 // dataConfig is the trainer's data configuration these settings re-make.
 func (c evalConfig) dataConfig() data.Config {
-	return data.Config{Path: c.Data, MaxLength: c.MaxLength, MaxExamples: c.DataMaxExamples,
-		ValFraction: c.ValFraction, Seed: c.Seed, SystemPrompt: c.SystemPrompt}
+	return data.Config{Path: c.Data, Split: c.split()}
 }
 
 // Validate names every bad field.
@@ -108,7 +103,7 @@ func init() {
 			fs.Int("max-perplexity-examples", d.MaxPerplexityExamples, "validation examples scored for perplexity (0: all)")
 			fs.String("prompts", d.Prompts, "manual test prompts, one per line ('#' comments); default: the built-in set")
 			fs.String("report", d.Report, "also write a Markdown report with SVG plots into this dir")
-			fs.String("train-dir", d.TrainDir, "training run dir (medassist train --out): the report plots its metrics.csv, and split settings left at their defaults take the run's (summary.json)")
+			fs.String("train-dir", d.TrainDir, "finished training run dir (medassist train --out, or OUT/runs/NAME of a sweep): the split settings are the run's (its summary.json; different ones are refused) and the report plots its metrics.csv")
 			fs.Int("max-length", d.MaxLength, "split setting, as given to medassist train: tokens per example")
 			fs.Float64("val-fraction", d.ValFraction, "split setting, as given to medassist train: validation share")
 			fs.Int64("seed", d.Seed, "split setting, as given to medassist train: shuffle and split seed")
@@ -127,9 +122,14 @@ func init() {
 			if err := env.loadConfig(&cfg, "eval"); err != nil {
 				return err
 			}
-			if err := adoptTrainSplit(&cfg, env.fs, env.log); err != nil {
+			given, err := env.explicit("eval")
+			if err != nil {
 				return err
 			}
+			if err := useTrainSplit(&cfg, given); err != nil {
+				return err
+			}
+			env.log.Info("validation split", "train_dir", cfg.TrainDir, "split", cfg.split())
 			return runEval(ctx, cfg, env)
 		},
 	})
@@ -228,68 +228,61 @@ func writeEvalOutputs(cfg evalConfig, res *eval.Results, metrics *eval.Metrics, 
 	return nil
 }
 
-// trainSplitKeys maps the split settings medassist train records (its flag names) to eval's flags.
-var trainSplitKeys = map[string]string{
-	"max-examples": "data-max-examples", "max-length": "max-length", "seed": "seed",
-	"val-fraction": "val-fraction", "system-prompt": "system-prompt",
+// split is the data split these settings make.
+func (c evalConfig) split() data.Split {
+	return data.Split{MaxLength: c.MaxLength, MaxExamples: c.DataMaxExamples, ValFraction: c.ValFraction,
+		Seed: c.Seed, SystemPrompt: c.SystemPrompt}
 }
 
-// adoptTrainSplit gives every split setting left at its default the value the training run in
-// cfg.TrainDir used (its summary.json), so that eval scores the run's own validation split.
-func adoptTrainSplit(cfg *evalConfig, fs *pflag.FlagSet, log *slog.Logger) error {
+// setSplit sets the split settings to s.
+func (c *evalConfig) setSplit(s data.Split) {
+	c.MaxLength, c.DataMaxExamples, c.ValFraction, c.Seed, c.SystemPrompt = s.MaxLength, s.MaxExamples, s.ValFraction, s.Seed, s.SystemPrompt
+}
+
+// useTrainSplit makes cfg score the validation split of the training run in cfg.TrainDir, the
+// split its summary records. Split settings the user gave (given: keys set by --config, the
+// environment or flags) must equal the run's: another split would score training examples, so it
+// is refused. Settings left unset take the run's values.
+func useTrainSplit(cfg *evalConfig, given map[string]bool) error {
 	if cfg.TrainDir == "" {
 		return nil
 	}
 	s, ok, err := eval.ReadTrainSummary(cfg.TrainDir)
-	if err != nil || !ok {
-		return err
-	}
-	d := defaultEvalConfig()
-	for trainKey, flag := range trainSplitKeys {
-		v, recorded := s.Config[trainKey]
-		if !recorded || fs.Changed(flag) {
-			continue
-		}
-		var err error
-		switch flag {
-		case "data-max-examples":
-			err = adopt(&cfg.DataMaxExamples, d.DataMaxExamples, v, strconv.Atoi)
-		case "max-length":
-			err = adopt(&cfg.MaxLength, d.MaxLength, v, strconv.Atoi)
-		case "seed":
-			err = adopt(&cfg.Seed, d.Seed, v, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) })
-		case "val-fraction":
-			err = adopt(&cfg.ValFraction, d.ValFraction, v, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
-		case "system-prompt":
-			err = adopt(&cfg.SystemPrompt, d.SystemPrompt, v, func(s string) (string, error) { return s, nil })
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %s = %q: %w", filepath.Join(cfg.TrainDir, eval.TrainSummaryFile), trainKey, v, err)
-		}
-	}
-	log.Info("validation split", "from", cfg.TrainDir, "data_max_examples", cfg.DataMaxExamples, "max_length", cfg.MaxLength,
-		"seed", cfg.Seed, "val_fraction", cfg.ValFraction)
-	if err := cfg.Validate(); err != nil {
-		return usageError{err.Error()}
-	}
-	return nil
-}
-
-// adopt sets *dst to the parsed recorded value when *dst still holds the default.
-func adopt[T comparable](dst *T, def T, recorded string, parse func(string) (T, error)) error {
-	if *dst != def {
-		return nil
-	}
-	v, err := parse(recorded)
 	if err != nil {
 		return err
 	}
-	*dst = v
+	if !ok {
+		return fmt.Errorf("train-dir %s has no %s: not a finished medassist train run (re-run the same train command to finish it)", cfg.TrainDir, eval.TrainSummaryFile)
+	}
+	if s.Split == nil {
+		return s.CheckSplit(cfg.split())
+	}
+	asked, mine := *s.Split, cfg.split()
+	if given["max-length"] {
+		asked.MaxLength = mine.MaxLength
+	}
+	if given["data-max-examples"] {
+		asked.MaxExamples = mine.MaxExamples
+	}
+	if given["val-fraction"] {
+		asked.ValFraction = mine.ValFraction
+	}
+	if given["seed"] {
+		asked.Seed = mine.Seed
+	}
+	if given["system-prompt"] {
+		asked.SystemPrompt = mine.SystemPrompt
+	}
+	if err := s.CheckSplit(asked); err != nil {
+		return usageError{err.Error()}
+	}
+	cfg.setSplit(*s.Split)
 	return nil
 }
 
 // attachTrainSummary records the training run's own perplexities and warns when its base
-// perplexity differs from this evaluation's: then the two did not score the same validation split.
+// perplexity differs from this evaluation's although the split settings are the run's: then the
+// data file differs from the one the run was trained on.
 func attachTrainSummary(res *eval.Results, dir string, log *slog.Logger) error {
 	if dir == "" {
 		return nil
@@ -300,7 +293,7 @@ func attachTrainSummary(res *eval.Results, dir string, log *slog.Logger) error {
 	}
 	res.Training = s
 	if !s.SplitMatches(res.Perplexity.Base) {
-		log.Warn("the training run measured another base perplexity on its validation split: pass eval the split settings the run used (--data-max-examples, --max-length, --seed, --val-fraction, --system-prompt)",
+		log.Warn("the training run measured another base perplexity on the same split settings: is --data the file the run was trained on?",
 			"train_dir", dir, "train_base_perplexity", s.BaseValPPL, "eval_base_perplexity", *res.Perplexity.Base)
 	}
 	return nil

@@ -49,6 +49,16 @@ func (e *cmdEnv) loadConfig(out any, section string) error {
 	return nil
 }
 
+// explicit returns the configuration keys the user set (--config file, MEDASSIST_*, flags) for
+// the command's section, as opposed to those left at their defaults.
+func (e *cmdEnv) explicit(section string) (map[string]bool, error) {
+	keys, err := config.Explicit(section, e.config, e.fs)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	return keys, nil
+}
+
 var commands = map[string]*command{}
 
 func register(c *command) {
@@ -158,7 +168,7 @@ func printTopHelp() {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nConfiguration: flag defaults < --config YAML < MEDASSIST_* environment < flags.")
+	fmt.Fprintln(w, "\nConfiguration: flag defaults < (train --sweep: the sweep, then the variant) < --config YAML < MEDASSIST_* environment < flags.")
 	fmt.Fprintln(w, "Run 'medassist <command> --help' for a command's flags.")
 }
 
