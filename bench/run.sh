@@ -4,7 +4,7 @@
 # and the guard's latency. Each script documents its own knobs; results land under out/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-only=${ONLY:-"guard engine train serve"}
+only=${ONLY:-"guard engine train serve large"}
 for b in $only; do
   printf '\n==> bench: %s\n' "$b" >&2
   case $b in
@@ -12,6 +12,7 @@ for b in $only; do
     engine) bench/engine.sh ;;
     train)  bench/train.sh ;;
     serve)  bench/serve.sh ;;
-    *) echo "unknown benchmark $b (guard, engine, train, serve)" >&2; exit 2 ;;
+    large)  make --no-print-directory test-large ;;
+    *) echo "unknown benchmark $b (guard, engine, train, serve, large)" >&2; exit 2 ;;
   esac
 done
