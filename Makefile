@@ -30,7 +30,8 @@ test: setup
 
 # The large-model tests (model/large_test.go): peak memory while reading every tensor of a
 # TinyLlama-shaped float32 model, each test in a process of its own. The model (4.4 GB, from the
-# TinyLlama config in ../shared) is made once in LARGE_MODEL. Times: BENCHMARKS.md "Large-model tests".
+# TinyLlama config in ../shared) is made once in LARGE_MODEL. About 7 min on 2 cores, 2 min once the
+# model exists (BENCHMARKS.md "Large-model tests").
 LARGE_MODEL ?= $(CURDIR)/out/bench/models/tinyllama-random
 test-large: build
 	bench/lib.sh random_tinyllama "$(LARGE_MODEL)"
