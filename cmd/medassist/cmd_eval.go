@@ -53,14 +53,12 @@ type evalConfig struct {
 	DataMaxExamples int     `koanf:"data-max-examples"`
 	SystemPrompt    string  `koanf:"system-prompt"`
 	// Engine settings.
-	Backend string `koanf:"backend"`
-	ORTLib  string `koanf:"ort-lib"`
-	Device  string `koanf:"device"`
-	Threads int    `koanf:"threads"`
+	Backend string    `koanf:"backend"`
+	ORT     ortConfig `koanf:",squash"`
 }
 
 func defaultEvalConfig() evalConfig {
-	c := evalConfig{Engine: evalEngineAuto, MaxExamples: 50, MaxNewTokens: 128, Device: engine.DeviceAuto}
+	c := evalConfig{Engine: evalEngineAuto, MaxExamples: 50, MaxNewTokens: 128, ORT: defaultORTConfig()}
 	c.setSplit(data.DefaultSplit())
 	return c
 }
@@ -80,8 +78,7 @@ func (c evalConfig) Validate() error {
 		config.Check(c.MaxExamples >= 0, "max-examples", c.MaxExamples, ">= 0 (0: every validation example)"),
 		config.Check(c.MaxNewTokens >= 1, "max-new-tokens", c.MaxNewTokens, ">= 1"),
 		config.Check(c.MaxPerplexityExamples >= 0, "max-perplexity-examples", c.MaxPerplexityExamples, ">= 0 (0: every validation example)"),
-		config.Check(c.Device == engine.DeviceAuto || c.Device == engine.DeviceCPU || c.Device == engine.DeviceCUDA, "device", c.Device, "one of auto, cpu, cuda"),
-		config.Check(c.Threads >= 0, "threads", c.Threads, ">= 0 (0: ONNX Runtime's default)"),
+		c.ORT.validate(),
 		c.dataConfig().Validate(),
 	)
 }
@@ -110,18 +107,9 @@ func init() {
 			fs.Int("data-max-examples", d.DataMaxExamples, "split setting, medassist train's --max-examples (0: all)")
 			fs.String("system-prompt", d.SystemPrompt, "split setting, as given to medassist train: the system message")
 			fs.String("backend", d.Backend, `GoMLX backend: "go" (pure Go, CPU) or "xla:/abs/path/pjrt_plugin.so"`)
-			fs.String("ort-lib", d.ORTLib, "ONNX Runtime shared library (env MEDASSIST_ORT_LIB)")
-			fs.String("device", d.Device, "ONNX Runtime device: auto (CUDA when available, else CPU), cpu or cuda")
-			fs.Int("threads", d.Threads, "ONNX Runtime intra-op threads (0: its default)")
+			d.ORT.defineFlags(fs)
 		},
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"eval takes no positional arguments"}
-			}
-			cfg := defaultEvalConfig()
-			if err := env.loadConfig(&cfg, "eval"); err != nil {
-				return err
-			}
+		run: flagsOnly("eval", "", defaultEvalConfig, func(ctx context.Context, env *cmdEnv, cfg evalConfig) error {
 			given, err := env.explicit("eval")
 			if err != nil {
 				return err
@@ -131,7 +119,7 @@ func init() {
 			}
 			env.log.Info("validation split", "train_dir", cfg.TrainDir, "split", cfg.split())
 			return runEval(ctx, cfg, env)
-		},
+		}),
 	})
 }
 
@@ -359,7 +347,7 @@ func openEvalModel(ctx context.Context, cfg evalConfig, dir string, log *slog.Lo
 // openEvalONNX opens an exported dir in ONNX Runtime: the engine both generates and returns the
 // logits that perplexity is computed from.
 func openEvalONNX(cfg evalConfig, dir string, stop []int, log *slog.Logger) (*eval.Model, error) {
-	e, err := engine.Open(engine.Config{ModelDir: dir, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads}, log)
+	e, err := engine.Open(cfg.ORT.engineConfig(dir), log)
 	if err != nil {
 		return nil, err
 	}

@@ -78,16 +78,9 @@ func init() {
 			fs.Bool("progress", d.Progress, "show a progress bar on stderr")
 			fs.Bool("contrib", d.Contrib, "use ONNX Runtime's fused com.microsoft operators (GroupQueryAttention, RotaryEmbedding, SkipSimplifiedLayerNormalization): faster, ONNX Runtime only")
 		},
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"export takes no positional arguments"}
-			}
-			cfg := defaultExportConfig()
-			if err := env.loadConfig(&cfg, "export"); err != nil {
-				return err
-			}
+		run: flagsOnly("export", "", defaultExportConfig, func(ctx context.Context, env *cmdEnv, cfg exportConfig) error {
 			return runExport(ctx, cfg, env)
-		},
+		}),
 	})
 }
 

@@ -43,16 +43,13 @@ type generateConfig struct {
 	Stop              []string `koanf:"stop"`
 	JSON              bool     `koanf:"json"`
 	// Engine settings.
-	ORTLib  string `koanf:"ort-lib"`
-	Device  string `koanf:"device"`
-	Threads int    `koanf:"threads"`
-	Spin    bool   `koanf:"allow-spinning"`
-	Backend string `koanf:"backend"`
+	ORT     ortConfig `koanf:",squash"`
+	Backend string    `koanf:"backend"`
 }
 
 func defaultGenerateConfig() generateConfig {
 	return generateConfig{Engine: genEngineAuto, SystemPrompt: assets.SystemPrompt(), MaxNewTokens: 128,
-		RepetitionPenalty: 1, Device: engine.DeviceAuto, Spin: true}
+		RepetitionPenalty: 1, ORT: defaultORTConfig()}
 }
 
 func (c generateConfig) sampling() generation.Sampling {
@@ -71,9 +68,7 @@ func (c generateConfig) Validate() error {
 		config.Check(c.TopK >= 0, "top-k", c.TopK, ">= 0 (0: off)"),
 		config.Check(c.TopP >= 0 && c.TopP <= 1, "top-p", c.TopP, "between 0 and 1 (0 or 1: off)"),
 		config.Check(c.RepetitionPenalty >= 0, "repetition-penalty", c.RepetitionPenalty, ">= 0 (1: off)"),
-		config.Check(c.Threads >= 0, "threads", c.Threads, ">= 0 (0: one per core)"),
-		config.Check(c.Device == engine.DeviceAuto || c.Device == engine.DeviceCPU || c.Device == engine.DeviceCUDA,
-			"device", c.Device, "one of auto, cpu, cuda"),
+		c.ORT.validate(),
 	)
 }
 
@@ -97,22 +92,12 @@ func init() {
 			fs.Int64("seed", d.Seed, "sampling seed (0: random)")
 			fs.StringSlice("stop", d.Stop, "stop strings (repeat or comma-separate)")
 			fs.Bool("json", d.JSON, `print {"ids":[new ids],"text":"..."} instead of streaming text`)
-			fs.String("ort-lib", d.ORTLib, "ONNX Runtime shared library (env MEDASSIST_ORT_LIB; default .cache/native/lib/libonnxruntime.so)")
-			fs.String("device", d.Device, "onnx device: auto, cpu or cuda")
-			fs.Int("threads", d.Threads, "onnx intra-op threads (0: one per core)")
-			fs.Bool("allow-spinning", d.Spin, "let ONNX Runtime's threads spin while waiting for work (its default; --allow-spinning=false on a busy machine)")
+			d.ORT.defineFlags(fs)
 			fs.String("backend", d.Backend, `gomlx backend: "go" (pure Go, CPU) or "xla:/abs/path/pjrt_plugin.so"`)
 		},
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"generate takes no positional arguments: pass the text with --prompt"}
-			}
-			cfg := defaultGenerateConfig()
-			if err := env.loadConfig(&cfg, "generate"); err != nil {
-				return err
-			}
+		run: flagsOnly("generate", ": pass the text with --prompt", defaultGenerateConfig, func(ctx context.Context, env *cmdEnv, cfg generateConfig) error {
 			return runGenerate(ctx, cfg, env.log, env.stdout)
-		},
+		}),
 	})
 }
 
@@ -206,7 +191,7 @@ func openGenerator(cfg generateConfig, log *slog.Logger) (gen generation.Generat
 	}
 	switch kind {
 	case genEngineONNX:
-		e, err := engine.Open(engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads, AllowSpinning: cfg.Spin}, log)
+		e, err := engine.Open(cfg.ORT.engineConfig(cfg.Model), log)
 		if err != nil {
 			return nil, kind, nil, err
 		}

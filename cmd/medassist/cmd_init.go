@@ -56,16 +56,9 @@ func init() {
 			fs.String("dtype", d.DType, "weight type: float32, float16 or bfloat16")
 			fs.String("max-shard-size", d.MaxShardSize, "largest weights file before sharding, as in Hugging Face (2GB = 2·10⁹ bytes, 2GiB = 2³¹; 0: never shard)")
 		},
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"init takes no positional arguments"}
-			}
-			cfg := defaultInitConfig()
-			if err := env.loadConfig(&cfg, "init"); err != nil {
-				return err
-			}
+		run: flagsOnly("init", "", defaultInitConfig, func(ctx context.Context, env *cmdEnv, cfg initConfig) error {
 			return runInit(ctx, cfg, env)
-		},
+		}),
 	})
 }
 

@@ -87,14 +87,7 @@ func init() {
 		summary: "LoRA fine-tuning (GoMLX): prepare data, train with checkpoints, merge; --sweep compares configurations",
 		usage:   "--base DIR --data FILE --out DIR",
 		flags:   func(fs *pflag.FlagSet) { defineStructFlags(fs, reflect.ValueOf(defaultTrainOptions())) },
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"train takes no positional arguments"}
-			}
-			opts := defaultTrainOptions()
-			if err := env.loadConfig(&opts, "train"); err != nil {
-				return err
-			}
+		run: flagsOnly("train", "", defaultTrainOptions, func(ctx context.Context, env *cmdEnv, opts trainOptions) error {
 			if opts.Sweep != "" {
 				return runSweep(ctx, opts, env)
 			}
@@ -104,7 +97,7 @@ func init() {
 			}
 			printSummary(env.stdout, opts.Train.Out, sum)
 			return nil
-		},
+		}),
 	})
 }
 

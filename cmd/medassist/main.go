@@ -59,6 +59,28 @@ func (e *cmdEnv) explicit(section string) (map[string]bool, error) {
 	return keys, nil
 }
 
+// flagsOnly is the run function of a command that takes only flags: it refuses positional
+// arguments (hint says what to do instead), loads the configuration (defaults from defaults) for the
+// command's section and hands it to run.
+func flagsOnly[T any](name, hint string, defaults func() T, run func(ctx context.Context, env *cmdEnv, cfg T) error) func(context.Context, *cmdEnv, []string) error {
+	return func(ctx context.Context, env *cmdEnv, args []string) error {
+		if len(args) > 0 {
+			return usageError{name + " takes no positional arguments" + hint}
+		}
+		cfg := defaults()
+		if err := env.loadConfig(&cfg, name); err != nil {
+			return err
+		}
+		return run(ctx, env, cfg)
+	}
+}
+
+// zero is the zero value of T, as defaults for flagsOnly.
+func zero[T any]() T {
+	var z T
+	return z
+}
+
 var commands = map[string]*command{}
 
 func register(c *command) {
