@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/medassist/medassist/engine"
 	"github.com/medassist/medassist/generation"
 	"github.com/medassist/medassist/internal/config"
@@ -23,12 +21,12 @@ import (
 
 // benchConfig is the configuration of `medassist bench`.
 type benchConfig struct {
-	Model        string    `koanf:"model"`
-	PromptTokens int       `koanf:"prompt-tokens"`
-	NewTokens    int       `koanf:"new-tokens"`
-	Runs         int       `koanf:"runs"`
-	JSON         bool      `koanf:"json"`
-	Profile      string    `koanf:"ort-profile"`
+	Model        string    `koanf:"model" help:"exported model dir (model.onnx)"`
+	PromptTokens int       `koanf:"prompt-tokens" help:"prompt length in tokens"`
+	NewTokens    int       `koanf:"new-tokens" help:"tokens generated per run (greedy, EOS ignored)"`
+	Runs         int       `koanf:"runs" help:"measured runs after one warm-up; medians are reported"`
+	JSON         bool      `koanf:"json" help:"print one JSON object"`
+	Profile      string    `koanf:"ort-profile" help:"write an ONNX Runtime per-operator profile to files starting with this path"`
 	ORT          ortConfig `koanf:",squash"`
 }
 
@@ -52,16 +50,7 @@ func init() {
 		name:    "bench",
 		summary: "prefill and decode speed, time to first token and peak memory of an exported model (batch 1)",
 		usage:   "--model DIR [--prompt-tokens N] [--new-tokens M] [--runs R] [--json]",
-		flags: func(fs *pflag.FlagSet) {
-			d := defaultBenchConfig()
-			fs.String("model", d.Model, "exported model dir (model.onnx)")
-			fs.Int("prompt-tokens", d.PromptTokens, "prompt length in tokens")
-			fs.Int("new-tokens", d.NewTokens, "tokens generated per run (greedy, EOS ignored)")
-			fs.Int("runs", d.Runs, "measured runs after one warm-up; medians are reported")
-			fs.Bool("json", d.JSON, "print one JSON object")
-			d.ORT.defineFlags(fs)
-			fs.String("ort-profile", d.Profile, "write an ONNX Runtime per-operator profile to files starting with this path")
-		},
+		flags:   structFlags(defaultBenchConfig()),
 		run: flagsOnly("bench", "", defaultBenchConfig, func(ctx context.Context, env *cmdEnv, cfg benchConfig) error {
 			rep, err := runBench(ctx, cfg, env)
 			if err != nil {

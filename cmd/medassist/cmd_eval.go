@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/medassist/medassist/assets"
 	"github.com/medassist/medassist/engine"
 	"github.com/medassist/medassist/eval"
@@ -34,26 +32,26 @@ const onnxModelFile = engine.ModelFile
 
 // evalConfig is the configuration of `medassist eval`.
 type evalConfig struct {
-	Model        string `koanf:"model"`
-	Base         string `koanf:"base"`
-	Data         string `koanf:"data"`
-	Out          string `koanf:"out"`
-	Engine       string `koanf:"engine"`
-	MaxExamples  int    `koanf:"max-examples"`
-	MaxNewTokens int    `koanf:"max-new-tokens"`
+	Model        string `koanf:"model" help:"fine-tuned model dir: HF layout (merged) or exported (model.onnx)"`
+	Base         string `koanf:"base" help:"base model dir to compare with (optional)"`
+	Data         string `koanf:"data" help:"flashcard file the model was trained on (JSON, JSON Lines or Parquet)"`
+	Out          string `koanf:"out" help:"results JSON file (a dir gets evaluation_results.json)"`
+	Engine       string `koanf:"engine" help:"auto (onnx when a dir holds model.onnx, else gomlx), onnx or gomlx"`
+	MaxExamples  int    `koanf:"max-examples" help:"validation examples answered greedily and scored with ROUGE (0: all)"`
+	MaxNewTokens int    `koanf:"max-new-tokens" help:"longest generated answer, in tokens"`
 	// MaxPerplexityExamples bounds the validation examples scored for perplexity (0: all).
-	MaxPerplexityExamples int    `koanf:"max-perplexity-examples"`
-	Prompts               string `koanf:"prompts"`
-	Report                string `koanf:"report"`
-	TrainDir              string `koanf:"train-dir"`
+	MaxPerplexityExamples int    `koanf:"max-perplexity-examples" help:"validation examples scored for perplexity (0: all)"`
+	Prompts               string `koanf:"prompts" help:"manual test prompts, one per line ('#' comments); default: the built-in set"`
+	Report                string `koanf:"report" help:"also write a Markdown report with SVG plots into this dir"`
+	TrainDir              string `koanf:"train-dir" help:"finished training run dir (medassist train --out, or OUT/runs/NAME of a sweep): the split settings are the run's (its summary.json; different ones are refused) and the report plots its metrics.csv"`
 	// The trainer's split settings (medassist train's flags of the same meaning).
-	MaxLength       int     `koanf:"max-length"`
-	ValFraction     float64 `koanf:"val-fraction"`
-	Seed            int64   `koanf:"seed"`
-	DataMaxExamples int     `koanf:"data-max-examples"`
-	SystemPrompt    string  `koanf:"system-prompt"`
+	MaxLength       int     `koanf:"max-length" help:"split setting, as given to medassist train: tokens per example"`
+	ValFraction     float64 `koanf:"val-fraction" help:"split setting, as given to medassist train: validation share"`
+	Seed            int64   `koanf:"seed" help:"split setting, as given to medassist train: shuffle and split seed"`
+	DataMaxExamples int     `koanf:"data-max-examples" help:"split setting, medassist train's --max-examples (0: all)"`
+	SystemPrompt    string  `koanf:"system-prompt" help:"split setting, as given to medassist train: the system message"`
 	// Engine settings.
-	Backend string    `koanf:"backend"`
+	Backend string    `koanf:"backend" help:"GoMLX backend: \"go\" (pure Go, CPU) or \"xla:/abs/path/pjrt_plugin.so\""`
 	ORT     ortConfig `koanf:",squash"`
 }
 
@@ -88,27 +86,7 @@ func init() {
 		name:    "eval",
 		summary: "perplexity and ROUGE of a fine-tuned model on the validation split, side by side with its base",
 		usage:   "--model DIR --data FILE --out FILE [--base DIR] [--report DIR --train-dir DIR]",
-		flags: func(fs *pflag.FlagSet) {
-			d := defaultEvalConfig()
-			fs.String("model", d.Model, "fine-tuned model dir: HF layout (merged) or exported (model.onnx)")
-			fs.String("base", d.Base, "base model dir to compare with (optional)")
-			fs.String("data", d.Data, "flashcard file the model was trained on (JSON, JSON Lines or Parquet)")
-			fs.String("out", d.Out, "results JSON file (a dir gets "+eval.ResultsFile+")")
-			fs.String("engine", d.Engine, "auto (onnx when a dir holds model.onnx, else gomlx), onnx or gomlx")
-			fs.Int("max-examples", d.MaxExamples, "validation examples answered greedily and scored with ROUGE (0: all)")
-			fs.Int("max-new-tokens", d.MaxNewTokens, "longest generated answer, in tokens")
-			fs.Int("max-perplexity-examples", d.MaxPerplexityExamples, "validation examples scored for perplexity (0: all)")
-			fs.String("prompts", d.Prompts, "manual test prompts, one per line ('#' comments); default: the built-in set")
-			fs.String("report", d.Report, "also write a Markdown report with SVG plots into this dir")
-			fs.String("train-dir", d.TrainDir, "finished training run dir (medassist train --out, or OUT/runs/NAME of a sweep): the split settings are the run's (its summary.json; different ones are refused) and the report plots its metrics.csv")
-			fs.Int("max-length", d.MaxLength, "split setting, as given to medassist train: tokens per example")
-			fs.Float64("val-fraction", d.ValFraction, "split setting, as given to medassist train: validation share")
-			fs.Int64("seed", d.Seed, "split setting, as given to medassist train: shuffle and split seed")
-			fs.Int("data-max-examples", d.DataMaxExamples, "split setting, medassist train's --max-examples (0: all)")
-			fs.String("system-prompt", d.SystemPrompt, "split setting, as given to medassist train: the system message")
-			fs.String("backend", d.Backend, `GoMLX backend: "go" (pure Go, CPU) or "xla:/abs/path/pjrt_plugin.so"`)
-			d.ORT.defineFlags(fs)
-		},
+		flags:   structFlags(defaultEvalConfig()),
 		run: flagsOnly("eval", "", defaultEvalConfig, func(ctx context.Context, env *cmdEnv, cfg evalConfig) error {
 			given, err := env.explicit("eval")
 			if err != nil {

@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/spf13/pflag"
-
 	"github.com/medassist/medassist/assets"
 	"github.com/medassist/medassist/engine"
 	"github.com/medassist/medassist/generation"
@@ -29,22 +27,22 @@ const (
 
 // generateConfig is the configuration of `medassist generate`.
 type generateConfig struct {
-	Model             string   `koanf:"model"`
-	Engine            string   `koanf:"engine"`
-	Prompt            string   `koanf:"prompt"`
-	Raw               bool     `koanf:"raw"`
-	SystemPrompt      string   `koanf:"system-prompt"`
-	MaxNewTokens      int      `koanf:"max-new-tokens"`
-	Temperature       float64  `koanf:"temperature"`
-	TopK              int      `koanf:"top-k"`
-	TopP              float64  `koanf:"top-p"`
-	RepetitionPenalty float64  `koanf:"repetition-penalty"`
-	Seed              int64    `koanf:"seed"`
-	Stop              []string `koanf:"stop"`
-	JSON              bool     `koanf:"json"`
+	Model             string   `koanf:"model" help:"model dir: exported (model.onnx) for onnx, Hugging Face layout for gomlx"`
+	Engine            string   `koanf:"engine" help:"onnx, gomlx, or auto (onnx when the dir holds model.onnx)"`
+	Prompt            string   `koanf:"prompt" help:"the user's message (or, with --raw, the text to continue)"`
+	Raw               bool     `koanf:"raw" help:"tokenize the prompt as plain text with BOS, without the chat template"`
+	SystemPrompt      string   `koanf:"system-prompt" help:"system message of the chat (\"\": none)"`
+	MaxNewTokens      int      `koanf:"max-new-tokens" help:"most tokens to generate"`
+	Temperature       float64  `koanf:"temperature" help:"sampling temperature (0: greedy)"`
+	TopK              int      `koanf:"top-k" help:"sample from the K most likely tokens (0: off)"`
+	TopP              float64  `koanf:"top-p" help:"sample from the smallest set of tokens holding probability P (0 or 1: off)"`
+	RepetitionPenalty float64  `koanf:"repetition-penalty" help:"penalty for tokens already in the text (1: off)"`
+	Seed              int64    `koanf:"seed" help:"sampling seed (0: random)"`
+	Stop              []string `koanf:"stop" help:"stop strings"`
+	JSON              bool     `koanf:"json" help:"print {\"ids\":[new ids],\"text\":\"...\"} instead of streaming text"`
 	// Engine settings.
 	ORT     ortConfig `koanf:",squash"`
-	Backend string    `koanf:"backend"`
+	Backend string    `koanf:"backend" help:"gomlx backend: \"go\" (pure Go, CPU) or \"xla:/abs/path/pjrt_plugin.so\""`
 }
 
 func defaultGenerateConfig() generateConfig {
@@ -77,24 +75,7 @@ func init() {
 		name:    "generate",
 		summary: "generate text from a prompt with the ONNX (exported) or GoMLX (HF layout) engine",
 		usage:   "--model DIR --prompt TEXT [--engine onnx|gomlx] [--raw] [--max-new-tokens N] [--temperature T] [--seed S] [--json]",
-		flags: func(fs *pflag.FlagSet) {
-			d := defaultGenerateConfig()
-			fs.String("model", d.Model, "model dir: exported (model.onnx) for onnx, Hugging Face layout for gomlx")
-			fs.String("engine", d.Engine, "onnx, gomlx, or auto (onnx when the dir holds model.onnx)")
-			fs.String("prompt", d.Prompt, "the user's message (or, with --raw, the text to continue)")
-			fs.Bool("raw", d.Raw, "tokenize the prompt as plain text with BOS, without the chat template")
-			fs.String("system-prompt", d.SystemPrompt, "system message of the chat (\"\": none)")
-			fs.Int("max-new-tokens", d.MaxNewTokens, "most tokens to generate")
-			fs.Float64("temperature", d.Temperature, "sampling temperature (0: greedy)")
-			fs.Int("top-k", d.TopK, "sample from the K most likely tokens (0: off)")
-			fs.Float64("top-p", d.TopP, "sample from the smallest set of tokens holding probability P (0 or 1: off)")
-			fs.Float64("repetition-penalty", d.RepetitionPenalty, "penalty for tokens already in the text (1: off)")
-			fs.Int64("seed", d.Seed, "sampling seed (0: random)")
-			fs.StringSlice("stop", d.Stop, "stop strings (repeat or comma-separate)")
-			fs.Bool("json", d.JSON, `print {"ids":[new ids],"text":"..."} instead of streaming text`)
-			d.ORT.defineFlags(fs)
-			fs.String("backend", d.Backend, `gomlx backend: "go" (pure Go, CPU) or "xla:/abs/path/pjrt_plugin.so"`)
-		},
+		flags:   structFlags(defaultGenerateConfig()),
 		run: flagsOnly("generate", ": pass the text with --prompt", defaultGenerateConfig, func(ctx context.Context, env *cmdEnv, cfg generateConfig) error {
 			return runGenerate(ctx, cfg, env.log, env.stdout)
 		}),

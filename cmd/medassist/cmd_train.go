@@ -86,7 +86,7 @@ func init() {
 		name:    "train",
 		summary: "LoRA fine-tuning (GoMLX): prepare data, train with checkpoints, merge; --sweep compares configurations",
 		usage:   "--base DIR --data FILE --out DIR",
-		flags:   func(fs *pflag.FlagSet) { defineStructFlags(fs, reflect.ValueOf(defaultTrainOptions())) },
+		flags:   structFlags(defaultTrainOptions(), "base", "data", "out", "sweep"),
 		run: flagsOnly("train", "", defaultTrainOptions, func(ctx context.Context, env *cmdEnv, opts trainOptions) error {
 			if opts.Sweep != "" {
 				return runSweep(ctx, opts, env)
@@ -99,88 +99,6 @@ func init() {
 			return nil
 		}),
 	})
-}
-
-// ---- flags from config structs -------------------------------------------------------------
-
-// configField is one koanf key of a (flattened) config struct.
-type configField struct {
-	Key   string
-	Index []int // reflect field index path from the top struct
-	Help  string
-	Type  reflect.Type
-}
-
-// configFields lists the koanf keys of a struct type in declaration order, flattening squashed
-// structs; a key seen twice (a seed shared by two sections) is listed once.
-func configFields(t reflect.Type) []configField {
-	var out []configField
-	seen := map[string]bool{}
-	var walk func(t reflect.Type, index []int)
-	walk = func(t reflect.Type, index []int) {
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag := f.Tag.Get("koanf")
-			idx := append(slices.Clone(index), i)
-			name, opts, _ := strings.Cut(tag, ",")
-			if opts == "squash" && f.Type.Kind() == reflect.Struct {
-				walk(f.Type, idx)
-				continue
-			}
-			if name == "" || name == "-" || !f.IsExported() || seen[name] {
-				continue
-			}
-			seen[name] = true
-			help := f.Tag.Get("help")
-			if help == "" {
-				help = trainFlagHelp[name]
-			}
-			out = append(out, configField{Key: name, Index: idx, Help: help, Type: f.Type})
-		}
-	}
-	walk(t, nil)
-	return out
-}
-
-var durationType = reflect.TypeOf(time.Duration(0))
-
-// defineStructFlags declares one flag per koanf key of v's struct type, with v's values as defaults.
-// The flags listed first in the help, in this order.
-var leadingFlags = []string{"base", "data", "out", "sweep"}
-
-func defineStructFlags(fs *pflag.FlagSet, v reflect.Value) {
-	fields := configFields(v.Type())
-	rank := func(k string) int {
-		if i := slices.Index(leadingFlags, k); i >= 0 {
-			return i
-		}
-		return len(leadingFlags)
-	}
-	slices.SortStableFunc(fields, func(a, b configField) int { return rank(a.Key) - rank(b.Key) })
-	for _, f := range fields {
-		if fs.Lookup(f.Key) != nil {
-			continue
-		}
-		def := v.FieldByIndex(f.Index)
-		switch {
-		case f.Type == durationType:
-			fs.Duration(f.Key, time.Duration(def.Int()), f.Help)
-		case f.Type.Kind() == reflect.String:
-			fs.String(f.Key, def.String(), f.Help)
-		case f.Type.Kind() == reflect.Bool:
-			fs.Bool(f.Key, def.Bool(), f.Help)
-		case f.Type.Kind() == reflect.Int:
-			fs.Int(f.Key, int(def.Int()), f.Help)
-		case f.Type.Kind() == reflect.Int64:
-			fs.Int64(f.Key, def.Int(), f.Help)
-		case f.Type.Kind() == reflect.Float64:
-			fs.Float64(f.Key, def.Float(), f.Help)
-		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
-			fs.StringSlice(f.Key, def.Interface().([]string), f.Help+" (comma-separated)")
-		default:
-			panic(fmt.Sprintf("train: config field %s has type %s, which has no flag kind; add it to defineStructFlags", f.Key, f.Type))
-		}
-	}
 }
 
 // formatValue writes a config value as a CSV cell.

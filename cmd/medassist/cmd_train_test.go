@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
 	"github.com/medassist/medassist/eval"
 	"github.com/medassist/medassist/internal/config"
 	"github.com/medassist/medassist/internal/testutil"
@@ -342,5 +344,17 @@ func TestTrainCommand(t *testing.T) {
 		if bytes.Equal(a, b) == targeted {
 			t.Errorf("%s: changed = %v, want %v", n, !bytes.Equal(a, b), targeted)
 		}
+	}
+}
+
+// TestEveryFlagHasHelp: flags declared from config structs (help tags, or train's help table) all
+// say what they do.
+func TestEveryFlagHasHelp(t *testing.T) {
+	for name, c := range commands {
+		newFlagSet(c).VisitAll(func(f *pflag.Flag) {
+			if strings.TrimSpace(f.Usage) == "" {
+				t.Errorf("medassist %s --%s has no help", name, f.Name)
+			}
+		})
 	}
 }

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/spf13/pflag"
-
 	"github.com/medassist/medassist/engine"
 	"github.com/medassist/medassist/internal/config"
 )
@@ -11,21 +9,13 @@ import (
 // generate, eval); koanf keys are the flag names. serve has its own (serve.Config): its threads
 // are shared out among concurrent sequences and it does not spin by default.
 type ortConfig struct {
-	ORTLib  string `koanf:"ort-lib"`
-	Device  string `koanf:"device"`
-	Threads int    `koanf:"threads"`
-	Spin    bool   `koanf:"allow-spinning"`
+	ORTLib  string `koanf:"ort-lib" help:"ONNX Runtime shared library (env MEDASSIST_ORT_LIB; default .cache/native/lib/libonnxruntime.so)"`
+	Device  string `koanf:"device" help:"ONNX Runtime device: auto (CUDA when available, else CPU), cpu or cuda"`
+	Threads int    `koanf:"threads" help:"ONNX Runtime intra-op threads (0: one per core)"`
+	Spin    bool   `koanf:"allow-spinning" help:"let ONNX Runtime's threads spin while waiting for work (its default; faster on cores nothing else needs, --allow-spinning=false on a busy machine)"`
 }
 
 func defaultORTConfig() ortConfig { return ortConfig{Device: engine.DeviceAuto, Spin: true} }
-
-// defineFlags declares the settings' flags, with c's values as their defaults.
-func (c ortConfig) defineFlags(fs *pflag.FlagSet) {
-	fs.String("ort-lib", c.ORTLib, "ONNX Runtime shared library (env MEDASSIST_ORT_LIB; default .cache/native/lib/libonnxruntime.so)")
-	fs.String("device", c.Device, "ONNX Runtime device: auto (CUDA when available, else CPU), cpu or cuda")
-	fs.Int("threads", c.Threads, "ONNX Runtime intra-op threads (0: one per core)")
-	fs.Bool("allow-spinning", c.Spin, "let ONNX Runtime's threads spin while waiting for work (its default; faster on cores nothing else needs, --allow-spinning=false on a busy machine)")
-}
 
 // validate names every bad setting.
 func (c ortConfig) validate() error {
