@@ -72,7 +72,7 @@ var trainFlagHelp = map[string]string{
 	"checkpoint-every": "optimizer steps between checkpoints (0: at epoch ends only)",
 	"keep-checkpoints": "newest checkpoints kept on disk",
 	"backend":          `GoMLX backend: "go" (pure Go, CPU) or "xla:/abs/path/to/pjrt_plugin.so" (e.g. CUDA)`,
-	"sweep":            "YAML file with several configurations (defaults + named variants); runs go to OUT/runs/NAME, results to OUT/experiment_results.csv",
+	"sweep":            "YAML file with several configurations (defaults + named variants, keys as flags, no base/data/out): they sit just above the flag defaults, so --config, MEDASSIST_* and flags override them; runs go to OUT/runs/NAME, results to OUT/experiment_results.csv",
 	"data":             "flashcard file: JSON array, JSON Lines or Parquet with fields instruction, input (question), output (answer)",
 	"max-length":       "tokens per example, prompt included; longer examples lose the question's tail first",
 	"max-examples":     "use a seeded random subset of this many examples (0: all)",
