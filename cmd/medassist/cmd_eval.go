@@ -45,11 +45,11 @@ type evalConfig struct {
 	Report                string `koanf:"report" help:"also write a Markdown report with SVG plots into this dir"`
 	TrainDir              string `koanf:"train-dir" help:"finished training run dir (medassist train --out, or OUT/runs/NAME of a sweep): the split settings are the run's (its summary.json; different ones are refused) and the report plots its metrics.csv"`
 	// The trainer's split settings (medassist train's flags of the same meaning).
-	MaxLength       int     `koanf:"max-length" help:"split setting, as given to medassist train: tokens per example"`
-	ValFraction     float64 `koanf:"val-fraction" help:"split setting, as given to medassist train: validation share"`
-	Seed            int64   `koanf:"seed" help:"split setting, as given to medassist train: shuffle and split seed"`
-	DataMaxExamples int     `koanf:"data-max-examples" help:"split setting, medassist train's --max-examples (0: all)"`
-	SystemPrompt    string  `koanf:"system-prompt" help:"split setting, as given to medassist train: the system message"`
+	MaxLength       int     `koanf:"max-length" help:"split setting (with --train-dir, the run's; another value is refused): tokens per example"`
+	ValFraction     float64 `koanf:"val-fraction" help:"split setting (with --train-dir, the run's; another value is refused): validation share"`
+	Seed            int64   `koanf:"seed" help:"split setting (with --train-dir, the run's; another value is refused): shuffle and split seed"`
+	DataMaxExamples int     `koanf:"data-max-examples" help:"split setting, medassist train's --max-examples (with --train-dir, the run's; another value is refused; 0: all)"`
+	SystemPrompt    string  `koanf:"system-prompt" help:"split setting (with --train-dir, the run's; another value is refused): the system message"`
 	// Engine settings.
 	Backend string    `koanf:"backend" help:"GoMLX backend: \"go\" (pure Go, CPU) or \"xla:/abs/path/pjrt_plugin.so\""`
 	ORT     ortConfig `koanf:",squash"`

@@ -116,6 +116,14 @@ func TestEvalCommand(t *testing.T) {
 	}
 }
 
+// TestEvalOutHelp: the --out help names the file eval writes into a dir (the help is a struct tag,
+// which cannot refer to eval.ResultsFile).
+func TestEvalOutHelp(t *testing.T) {
+	if u := newFlagSet(commands["eval"]).Lookup("out").Usage; !strings.Contains(u, eval.ResultsFile) {
+		t.Errorf("--out help %q does not name %s", u, eval.ResultsFile)
+	}
+}
+
 func TestEvalCommandUsage(t *testing.T) {
 	bin := buildMedassist(t)
 	cmd := exec.Command(bin, "eval", "--data", "x.jsonl", "--out", "r.json", "--engine", "tpu")
