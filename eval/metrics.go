@@ -178,6 +178,8 @@ type TrainSummary struct {
 	ValExamples   int       `json:"val_examples,omitempty"`
 	// Split is the run's data split; nil in summaries that predate it.
 	Split *data.Split `json:"split,omitempty"`
+	// DataSHA256 is the SHA-256 of the run's flashcard file (data.FileSHA256).
+	DataSHA256 string `json:"data_sha256,omitempty"`
 	// Config is the run's whole configuration by flag name, to tell a finished run of another
 	// configuration (a sweep re-run skips finished variants only when it is the same).
 	Config map[string]string `json:"config,omitempty"`
@@ -213,6 +215,22 @@ func (s *TrainSummary) CheckSplit(want data.Split) error {
 			parts[i] = d.String()
 		}
 		return fmt.Errorf("the training run in %s held out its validation examples with %s: evaluating another split would score training examples; give eval the run's settings or leave them unset", s.Dir, strings.Join(parts, ", "))
+	}
+	return nil
+}
+
+// CheckData returns an error when the run recorded the SHA-256 of its flashcard file and the file
+// at path differs: the same split settings on other flashcards are another split.
+func (s *TrainSummary) CheckData(path string) error {
+	if s.DataSHA256 == "" {
+		return nil
+	}
+	sum, err := data.FileSHA256(path)
+	if err != nil {
+		return err
+	}
+	if sum != s.DataSHA256 {
+		return fmt.Errorf("the training run in %s was trained on another flashcard file (sha256 %s), not %s (sha256 %s): give eval the run's --data", s.Dir, s.DataSHA256, path, sum)
 	}
 	return nil
 }

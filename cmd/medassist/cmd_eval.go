@@ -207,8 +207,9 @@ func (c *evalConfig) setSplit(s data.Split) {
 
 // useTrainSplit makes cfg score the validation split of the training run in cfg.TrainDir, the
 // split its summary records. Split settings the user gave (given: keys set by --config, the
-// environment or flags) must equal the run's: another split would score training examples, so it
-// is refused. Settings left unset take the run's values.
+// environment or flags) must equal the run's, and --data must be the run's flashcard file (same
+// SHA-256): another split would score training examples, so it is refused. Settings left unset
+// take the run's values.
 func useTrainSplit(cfg *evalConfig, given map[string]bool) error {
 	if cfg.TrainDir == "" {
 		return nil
@@ -240,6 +241,9 @@ func useTrainSplit(cfg *evalConfig, given map[string]bool) error {
 		asked.SystemPrompt = mine.SystemPrompt
 	}
 	if err := s.CheckSplit(asked); err != nil {
+		return usageError{err.Error()}
+	}
+	if err := s.CheckData(cfg.Data); err != nil {
 		return usageError{err.Error()}
 	}
 	cfg.setSplit(*s.Split)

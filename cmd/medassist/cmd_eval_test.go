@@ -45,7 +45,11 @@ func TestEvalCommand(t *testing.T) {
 	// The run's summary: its split, which eval must re-make (--data-max-examples 80 below).
 	split := data.DefaultSplit()
 	split.MaxExamples = 80
-	sumJSON, _ := json.Marshal(eval.TrainSummary{Split: &split})
+	cardsSum, err := data.FileSHA256(cards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sumJSON, _ := json.Marshal(eval.TrainSummary{Split: &split, DataSHA256: cardsSum})
 	writeTestFile(t, filepath.Join(trainDir, eval.TrainSummaryFile), string(sumJSON))
 	metrics := "step,epoch,train_loss,val_loss,val_perplexity\n1,0.5,5.4,,\n2,1,5.1,4.9,134.3\n3,1.5,4.8,,\n4,2,4.6,4.5,90.0\n"
 	if err := os.WriteFile(filepath.Join(trainDir, eval.MetricsFile), []byte(metrics), 0o644); err != nil {
@@ -172,6 +176,28 @@ func TestUseTrainSplit(t *testing.T) {
 	}
 	if _, ok := err.(usageError); !ok {
 		t.Errorf("a refused split is a usage error, got %T", err)
+	}
+
+	// The run's flashcard file: the same bytes under another path pass, other bytes are refused.
+	cards, same, other := filepath.Join(dir, "cards.jsonl"), filepath.Join(dir, "copy.jsonl"), filepath.Join(dir, "other.jsonl")
+	writeTestFile(t, cards, `{"input": "q", "output": "a"}`+"\n")
+	writeTestFile(t, same, `{"input": "q", "output": "a"}`+"\n")
+	writeTestFile(t, other, `{"input": "q2", "output": "a2"}`+"\n")
+	sum, err := data.FileSHA256(cards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = json.Marshal(eval.TrainSummary{Split: &recorded, DataSHA256: sum})
+	writeTestFile(t, filepath.Join(dir, eval.TrainSummaryFile), string(b))
+	cfg = newCfg()
+	cfg.Data = same
+	if err := useTrainSplit(&cfg, nil); err != nil {
+		t.Errorf("the run's flashcards under another path: %v", err)
+	}
+	cfg = newCfg()
+	cfg.Data = other
+	if err := useTrainSplit(&cfg, nil); err == nil || !strings.Contains(err.Error(), "another flashcard file") {
+		t.Errorf("other flashcards: %v", err)
 	}
 
 	writeTestFile(t, filepath.Join(dir, eval.TrainSummaryFile), `{"base_val_ppl": 115.7, "config": {"seed": "7"}}`)

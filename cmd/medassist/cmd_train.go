@@ -164,6 +164,10 @@ func runTraining(ctx context.Context, opts trainOptions, ds *data.Dataset, log *
 	if err != nil {
 		return eval.TrainSummary{}, err
 	}
+	dataSum, err := data.FileSHA256(opts.Data.Path)
+	if err != nil {
+		return eval.TrainSummary{}, err
+	}
 	return eval.TrainSummary{
 		BaseValPPL:    res.BaseValPerplexity,
 		EpochValPPL:   res.ValPerplexity,
@@ -173,6 +177,7 @@ func runTraining(ctx context.Context, opts trainOptions, ds *data.Dataset, log *
 		TrainExamples: len(ds.Train),
 		ValExamples:   len(ds.Val),
 		Split:         &opts.Data.Split,
+		DataSHA256:    dataSum,
 		Config:        configValues(opts),
 	}, nil
 }

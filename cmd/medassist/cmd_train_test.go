@@ -125,6 +125,9 @@ func TestTrainSweep(t *testing.T) {
 	if want := (data.Split{MaxLength: 128, MaxExamples: 20, ValFraction: 0.1, Seed: 3}); *sum.Split != want {
 		t.Errorf("recorded split %+v, want %+v", *sum.Split, want)
 	}
+	if want, _ := data.FileSHA256(cards); sum.DataSHA256 != want || want == "" {
+		t.Errorf("recorded data sha256 %q, want %q", sum.DataSHA256, want)
+	}
 	if !(ppl["learns"] < ppl["still"]) {
 		t.Fatalf("learns (%.3f) should beat still (%.3f)", ppl["learns"], ppl["still"])
 	}
