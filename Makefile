@@ -9,7 +9,7 @@ export GOEXPERIMENT := simd
 GO ?= go
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all setup build run test bench lint fmt clean
+.PHONY: all setup build run test test-large bench lint fmt clean
 
 all: build
 
@@ -27,6 +27,18 @@ run: build
 test: setup
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+# The large-model tests (model/large_test.go): peak memory while reading every tensor of a
+# TinyLlama-shaped float32 model, each test in a process of its own. The model (4.4 GB, from the
+# TinyLlama config in ../shared) is made once in LARGE_MODEL. About 7 min on 2 cores, 2 min once the
+# model exists (BENCHMARKS.md "Large-model tests").
+LARGE_MODEL ?= $(CURDIR)/out/bench/models/tinyllama-random
+test-large: build
+	bench/lib.sh random_tinyllama "$(LARGE_MODEL)"
+	mkdir -p out/bench/large && $(GO) test -c -o out/bench/large/model.test ./model/
+	for t in TestLargeModelFloat32 TestLargeModelTouchBytes; do \
+	  MEDASSIST_LARGE_MODEL="$(LARGE_MODEL)" out/bench/large/model.test -test.run "^$$t$$" -test.v -test.timeout 30m || exit 1; \
+	done
 
 bench: build
 	bench/run.sh

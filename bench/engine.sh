@@ -8,22 +8,22 @@
 # decode speed with the bandwidth floor and with the peer.
 #
 #   bench/engine.sh                      # defaults below; exports are made when missing
-#   PROMPT=128 NEW=64 RUNS=3 ROUNDS=2 SPIN=true THREADS=2 FP32=DIR INT4=DIR BIN=bin/medassist bench/engine.sh
+#   PROMPT=128 NEW=64 RUNS=3 ROUNDS=2 SPIN=true THREADS=2 FP32=DIR INT4=DIR bench/engine.sh
 #   EXTRA="int4-acc4=DIR" bench/engine.sh  # more exports, measured the same way (name=dir ...)
 #
-# Missing models are created: a random TinyLlama-shaped HF model (medassist init, from the TinyLlama
-# config in ../shared) and its float32 and int4 exports (medassist export). The measuring phase
-# holds $LOCK so that other heavy jobs on a shared machine wait.
+# Missing models are made once under $MODELS (default out/bench/models; bench/lib.sh): a random
+# TinyLlama-shaped HF model (medassist init, from the TinyLlama config in ../shared) and its float32
+# and int4 exports (medassist export). The measuring phase holds $LOCK (default out/bench/heavy.lock)
+# so that other heavy steps started from this checkout wait.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
-CACHE=${CACHE:-/work/cache}
-RANDOM_DIR=${RANDOM_DIR:-$CACHE/tinyllama-random}
-FP32=${FP32:-$CACHE/tinyllama-onnx-fp32}
-INT4=${INT4:-$CACHE/tinyllama-onnx-int4}
+RANDOM_DIR=${RANDOM_DIR:-$MODELS/tinyllama-random}
+FP32=${FP32:-$MODELS/tinyllama-onnx-fp32}
+INT4=${INT4:-$MODELS/tinyllama-onnx-int4}
 INT4_FLAGS=${INT4_FLAGS:---quantize int4}
-TINYLLAMA_CONFIG=${TINYLLAMA_CONFIG:-$root/../shared/models/tinyllama-1.1b-chat-v1.0}
 PROMPT=${PROMPT:-128}
 NEW=${NEW:-64}
 RUNS=${RUNS:-3}
@@ -31,20 +31,10 @@ ROUNDS=${ROUNDS:-2}
 SPIN=${SPIN:-true}
 THREADS=${THREADS:-2}
 MEMBW_MIB=${MEMBW_MIB:-4096}
-LOCK=${LOCK:-/work/logs/heavy.lock}
-OUT=${OUT:-$root/out/bench/engine/$(date -u +%Y%m%dT%H%M%SZ)}
+OUT=${OUT:-$BENCH_DIR/engine/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
-log() { printf 'bench/engine.sh: %s\n' "$*" >&2; }
-
-export CGO_ENABLED=1 GOEXPERIMENT=${GOEXPERIMENT:-simd}
-export CGO_LDFLAGS=${CGO_LDFLAGS:--L$root/.cache/native/lib}
-export MEDASSIST_ORT_LIB=${MEDASSIST_ORT_LIB:-$root/.cache/native/lib/libonnxruntime.so}
-BIN=${BIN:-}
-if [ -z "$BIN" ]; then
-  BIN=$OUT/medassist
-  log "building $BIN"
-  go build -o "$BIN" ./cmd/medassist
-fi
+log() { blog "$*"; }
+medassist_bin
 cc -O3 -march=native -pthread -o "$OUT/membw" bench/membw.c
 if [ ! -d bench/node_modules/@huggingface/transformers ]; then
   log "installing the peer (npm, bench/node_modules)"
@@ -52,15 +42,11 @@ if [ ! -d bench/node_modules/@huggingface/transformers ]; then
 fi
 
 # Models, made once.
-heavy() { flock "$LOCK" "$@"; }
 if [ ! -s "$FP32/model.onnx" ] || [ ! -s "$INT4/model.onnx" ]; then
-  if [ ! -s "$RANDOM_DIR/config.json" ]; then
-    log "creating $RANDOM_DIR (random weights, TinyLlama shapes)"
-    heavy "$BIN" init --from-config "$TINYLLAMA_CONFIG" --random --seed 1 --out "$RANDOM_DIR"
-  fi
-  [ -s "$FP32/model.onnx" ] || heavy "$BIN" export --model "$RANDOM_DIR" --out "$FP32" --progress=false
+  random_tinyllama "$RANDOM_DIR"
+  export_onnx "$RANDOM_DIR" "$FP32"
   # shellcheck disable=SC2086 # INT4_FLAGS is a list of flags
-  [ -s "$INT4/model.onnx" ] || heavy "$BIN" export --model "$RANDOM_DIR" --out "$INT4" $INT4_FLAGS --progress=false
+  export_onnx "$RANDOM_DIR" "$INT4" $INT4_FLAGS
 fi
 
 {
@@ -100,9 +86,9 @@ measure() {
   log "memory bandwidth again"
   "$OUT/membw" "$MEMBW_MIB" "$THREADS" 8 >"$OUT/membw-after.json"
 }
-export -f measure log
+export -f measure log blog
 export OUT BIN PROMPT NEW RUNS ROUNDS SPIN THREADS MEMBW_MIB
-log "measuring (holding $LOCK)"
-flock "$LOCK" bash -c measure
+log "measuring (holding ${LOCK:-no lock})"
+heavy bash -c measure
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 node bench/summary.mjs "$OUT" | tee "$OUT/summary.md"

@@ -5,7 +5,7 @@
 # script documents its own knobs; results land under out/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-only=${ONLY:-"guard encoder engine train serve"}
+only=${ONLY:-"guard encoder engine train serve large"}
 for b in $only; do
   printf '\n==> bench: %s\n' "$b" >&2
   case $b in
@@ -15,6 +15,7 @@ for b in $only; do
     engine) bench/engine.sh ;;
     train)  bench/train.sh ;;
     serve)  bench/serve.sh ;;
-    *) echo "unknown benchmark $b (guard, encoder, engine, train, serve)" >&2; exit 2 ;;
+    large)  make --no-print-directory test-large ;;
+    *) echo "unknown benchmark $b (guard, encoder, engine, train, serve, large)" >&2; exit 2 ;;
   esac
 done

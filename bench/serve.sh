@@ -5,7 +5,7 @@
 # tokens/s, 429s, errors, RSS after warm-up, goroutines before/after) and writes it to
 # $OUT/serve.json together with the server's log and its final /metrics.
 #
-#   MODEL       HF-layout model dir to export   (default ../shared/models/stories260K)
+#   MODEL       HF-layout model dir to export   (default $MEDASSIST_SHARED or ../shared, models/stories260K)
 #   ONNX_DIR    an already exported dir; skips the export
 #   CLIENTS     concurrent clients               (default 8)
 #   DURATION    load duration                    (default 60s)
@@ -17,7 +17,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-MODEL=${MODEL:-$root/../shared/models/stories260K}
+MODEL=${MODEL:-${MEDASSIST_SHARED:-$root/../shared}/models/stories260K}
 CLIENTS=${CLIENTS:-8}
 DURATION=${DURATION:-60s}
 CONCURRENT=${CONCURRENT:-2}

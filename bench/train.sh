@@ -13,20 +13,20 @@
 #   bench/train.sh                       # everything, pure-Go backend
 #   BACKEND=xla:/abs/pjrt_c_api_cpu_plugin.so bench/train.sh   # GoMLX on XLA through a PJRT plugin
 #   STEPS="stories torch" bench/train.sh # a subset
+#
+# Outputs go to $OUT (default out/bench/train/DATE); the TinyLlama-shaped model is made once in
+# $TINYLLAMA_DIR (default out/bench/models/tinyllama-random); $LOCK and the rest: bench/lib.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$PWD
-LOCK=${LOCK:-/work/logs/heavy.lock}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 BACKEND=${BACKEND:-go}
 STEPS=${STEPS:-stories torch tinyllama}
-TINYLLAMA_DIR=${TINYLLAMA_DIR:-/work/cache/tinyllama-random}
-OUT=${OUT:-$root/runs/bench-train/$(date -u +%Y%m%dT%H%M%SZ)}
+TINYLLAMA_DIR=${TINYLLAMA_DIR:-$MODELS/tinyllama-random}
+OUT=${OUT:-$BENCH_DIR/train/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
-log() { printf 'bench/train.sh: %s\n' "$*" >&2; }
-heavy() { if [ -n "$LOCK" ]; then flock "$LOCK" "$@"; else "$@"; fi; }
+log() { blog "$*"; }
 
-export CGO_ENABLED=1 GOEXPERIMENT=${GOEXPERIMENT:-simd}
-export CGO_LDFLAGS=${CGO_LDFLAGS:--L$root/.cache/native/lib}
 export MEDASSIST_BENCH_OUT=$OUT MEDASSIST_BENCH_BACKEND=$BACKEND MEDASSIST_TINYLLAMA_DIR=$TINYLLAMA_DIR
 log "building $OUT/train.test"
 go test -c -o "$OUT/train.test" ./train/
@@ -41,6 +41,7 @@ for step in $STEPS; do
       log "PyTorch + PEFT: the same job on $OUT/dataset.json"
       heavy python3 tools/oracle/train_speed_torch.py "$OUT/dataset.json" "$OUT/torch.json" 2>&1 | tee "$OUT/torch.log" ;;
     tinyllama)
+      random_tinyllama "$TINYLLAMA_DIR"
       log "TinyLlama-shaped LoRA step ($TINYLLAMA_DIR)"
       heavy /usr/bin/time -v -o "$OUT/tinyllama_time.txt" "$OUT/train.test" -test.run '^$' \
         -test.bench '^BenchmarkTinyLlamaStep$' -test.benchtime 1x -test.timeout 1h -test.v 2>&1 | tee "$OUT/tinyllama.log"

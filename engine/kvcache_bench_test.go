@@ -16,7 +16,7 @@ import (
 // to ORT, which allocates them, and the Go binding copies each into a new Go tensor that is fed back
 // as the next past. Both run the same graph from a 128-token prompt.
 //
-//	MEDASSIST_BENCH_MODEL=/work/cache/tinyllama-onnx-int4 go test ./engine -run '^$' -bench Decode -benchtime 32x
+//	MEDASSIST_BENCH_MODEL=$PWD/out/bench/models/tinyllama-onnx-int4 go test ./engine -run '^$' -bench Decode -benchtime 32x
 //
 // Without MEDASSIST_BENCH_MODEL they run on the stories260K export.
 

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/medassist/medassist/train/data"
 )
 
 // MetricsFile is the per-step log a training run writes into its output folder.
@@ -159,16 +161,27 @@ func (m *Metrics) curve(f func(MetricsRow) (float64, float64)) []XY {
 	return out
 }
 
-// TrainSummaryFile is where medassist train records a finished run's perplexities.
+// TrainSummaryFile is the summary a finished `medassist train` run writes into its output dir.
 const TrainSummaryFile = "summary.json"
 
-// TrainSummary is what a training run measured on its own validation split.
+// TrainSummary is a finished training run's record: what it measured on its own validation split,
+// and the split itself, so that an evaluation scores exactly those examples.
 type TrainSummary struct {
-	Dir         string    `json:"dir"`
-	BaseValPPL  float64   `json:"base_val_ppl"`
-	EpochValPPL []float64 `json:"epoch_val_ppl"`
-	BestValPPL  float64   `json:"best_val_ppl"`
-	// Config is the run's configuration by flag name (medassist train records it).
+	// Dir is where the summary was read from (not written).
+	Dir           string    `json:"dir,omitempty"`
+	BaseValPPL    float64   `json:"base_val_ppl"`
+	EpochValPPL   []float64 `json:"epoch_val_ppl"`
+	BestValPPL    float64   `json:"best_val_ppl"`
+	WallSeconds   float64   `json:"wall_seconds,omitempty"`
+	TokensPerSec  float64   `json:"tokens_per_second,omitempty"`
+	TrainExamples int       `json:"train_examples,omitempty"`
+	ValExamples   int       `json:"val_examples,omitempty"`
+	// Split is the run's data split; nil in summaries that predate it.
+	Split *data.Split `json:"split,omitempty"`
+	// DataSHA256 is the SHA-256 of the run's flashcard file (data.FileSHA256).
+	DataSHA256 string `json:"data_sha256,omitempty"`
+	// Config is the run's whole configuration by flag name, to tell a finished run of another
+	// configuration (a sweep re-run skips finished variants only when it is the same).
 	Config map[string]string `json:"config,omitempty"`
 }
 
@@ -187,6 +200,39 @@ func ReadTrainSummary(dir string) (s *TrainSummary, ok bool, err error) {
 	}
 	s.Dir = dir
 	return s, true, nil
+}
+
+// CheckSplit returns an error unless the run recorded its split and it equals want: scoring
+// another split would mix training examples into the validation scores.
+func (s *TrainSummary) CheckSplit(want data.Split) error {
+	file := filepath.Join(s.Dir, TrainSummaryFile)
+	if s.Split == nil {
+		return fmt.Errorf("%s records no data split (written by an older medassist train): re-run the training into a new dir, or evaluate without --train-dir", file)
+	}
+	if diff := s.Split.Diff(want); len(diff) > 0 {
+		parts := make([]string, len(diff))
+		for i, d := range diff {
+			parts[i] = d.String()
+		}
+		return fmt.Errorf("the training run in %s held out its validation examples with %s: evaluating another split would score training examples; give eval the run's settings or leave them unset", s.Dir, strings.Join(parts, ", "))
+	}
+	return nil
+}
+
+// CheckData returns an error when the run recorded the SHA-256 of its flashcard file and the file
+// at path differs: the same split settings on other flashcards are another split.
+func (s *TrainSummary) CheckData(path string) error {
+	if s.DataSHA256 == "" {
+		return nil
+	}
+	sum, err := data.FileSHA256(path)
+	if err != nil {
+		return err
+	}
+	if sum != s.DataSHA256 {
+		return fmt.Errorf("the training run in %s was trained on another flashcard file (sha256 %s), not %s (sha256 %s): give eval the run's --data", s.Dir, s.DataSHA256, path, sum)
+	}
+	return nil
 }
 
 // SplitMatches reports whether this evaluation's base perplexity equals the one the training run

@@ -197,18 +197,6 @@ func isSafeRelPath(p string) bool {
 	return true
 }
 
-// ResolveCache finds a snapshot in the cache without any network access: the commit comes from
-// the revision itself (a commit hash) or refs/<revision>. Every cached file matching include (all
-// when empty) must resolve to a blob, and every include pattern without wildcards must name a
-// cached file. Errors wrap ErrNotCached and say how to fill the cache.
-func ResolveCache(cacheDir, repoID string, repoType RepoType, revision string, include []string) (string, error) {
-	r, m, err := checkRequest(repoID, repoType, revision, include)
-	if err != nil {
-		return "", err
-	}
-	return newCacheRepo(cacheDir, r).resolve(revision, m)
-}
-
 // checkRequest validates what a snapshot asks for: the repository, the revision and the include
 // patterns.
 func checkRequest(repoID string, repoType RepoType, revision string, include []string) (repo, matcher, error) {

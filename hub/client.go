@@ -73,7 +73,10 @@ func New(cfg Config) (*Client, error) {
 // Snapshot makes snapshots/<commit> of a repository complete in the cache for the files that
 // match include (see matcher; with none, all files, less other weight formats when a model has
 // safetensors) and returns that directory. Files already cached are not downloaded again.
-// revision is a branch, tag or commit hash ("main" when empty). Offline, it is ResolveCache.
+// revision is a branch, tag or commit hash ("main" when empty). Offline (Config.Offline), it only
+// reads the cache: the commit comes from the revision itself (a commit hash) or refs/<revision>,
+// every cached file matching include must resolve to a blob, and every include pattern without
+// wildcards must name a cached file; errors wrap ErrNotCached and say how to fill the cache.
 func (c *Client) Snapshot(ctx context.Context, repoID string, repoType RepoType, revision string, include []string) (string, error) {
 	if revision == "" {
 		revision = "main"

@@ -376,21 +376,21 @@ func TestOffline(t *testing.T) {
 	}
 	// A snapshot whose blob was deleted.
 	os.Remove(filepath.Join(cfg.CacheDir, "models--medassist-test--tiny-llama", "blobs", hubtest.SHA256(weights)))
-	_, err = hub.ResolveCache(cfg.CacheDir, repoID, hub.Model, "main", nil)
+	_, err = offline.Snapshot(ctx, repoID, hub.Model, "main", nil)
 	if !errors.Is(err, hub.ErrNotCached) || !strings.Contains(err.Error(), "model.safetensors") {
 		t.Fatalf("want ErrNotCached naming model.safetensors, got %v", err)
 	}
 	// A revision and a repository never pulled.
-	if _, err := hub.ResolveCache(cfg.CacheDir, repoID, hub.Model, "v2", nil); !errors.Is(err, hub.ErrNotCached) ||
+	if _, err := offline.Snapshot(ctx, repoID, hub.Model, "v2", nil); !errors.Is(err, hub.ErrNotCached) ||
 		!strings.Contains(err.Error(), "--revision v2") {
 		t.Fatalf("want ErrNotCached with the pull command for v2, got %v", err)
 	}
-	if _, err := hub.ResolveCache(cfg.CacheDir, "other/repo", hub.Dataset, "main", nil); !errors.Is(err, hub.ErrNotCached) ||
+	if _, err := offline.Snapshot(ctx, "other/repo", hub.Dataset, "main", nil); !errors.Is(err, hub.ErrNotCached) ||
 		!strings.Contains(err.Error(), "--type dataset") {
 		t.Fatalf("want ErrNotCached for an unknown dataset, got %v", err)
 	}
 	if len(s.Requests()) != 0 {
-		t.Fatal("ResolveCache made requests")
+		t.Fatal("offline Snapshot made requests")
 	}
 }
 
@@ -683,7 +683,12 @@ func TestRevisionWithSlashes(t *testing.T) {
 	if err != nil || string(ref) != commitB {
 		t.Fatalf("refs/refs/pr/1 = %q, %v", ref, err)
 	}
-	if dir, err := hub.ResolveCache(cfg.CacheDir, repoID, hub.Model, "refs/pr/1", []string{"config.json"}); err != nil ||
+	cfg.Offline = true
+	offline, err := hub.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dir, err := offline.Snapshot(context.Background(), repoID, hub.Model, "refs/pr/1", []string{"config.json"}); err != nil ||
 		filepath.Base(dir) != commitB {
 		t.Fatalf("offline refs/pr/1: %s, %v", dir, err)
 	}

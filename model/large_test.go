@@ -8,14 +8,10 @@ import (
 	"testing"
 )
 
-// The large-model tests load a big model (MEDASSIST_LARGE_MODEL=DIR, e.g. a TinyLlama-shaped model
-// from `medassist init`) and check that the process's peak resident memory stays below 1.3× the
-// weights' size: the mapped file is the only copy. They are skipped unless the variable is set;
-// run each alone (peak RSS is per process) under `flock /work/logs/heavy.lock`:
-//
-//	go test -c -o /tmp/model.test ./model/
-//	MEDASSIST_LARGE_MODEL=DIR /tmp/model.test -test.run 'TestLargeModelFloat32$' -test.v
-//	MEDASSIST_LARGE_MODEL=DIR /tmp/model.test -test.run 'TestLargeModelTouchBytes$' -test.v
+// The large-model tests load a big model (MEDASSIST_LARGE_MODEL=DIR) and check that the process's
+// peak resident memory stays below 1.3× the weights' size: the mapped file is the only copy. They
+// are skipped unless the variable is set. `make test-large` makes a TinyLlama-shaped random model
+// (4.4 GB, once, under out/) and runs each test in a process of its own (peak RSS is per process).
 
 // TestLargeModelFloat32 converts every tensor to float32, one at a time.
 func TestLargeModelFloat32(t *testing.T) {

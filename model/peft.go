@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -29,6 +30,10 @@ type AdapterConfig struct {
 	FanInFanOut         bool     `json:"fan_in_fan_out"`
 	InferenceMode       bool     `json:"inference_mode"`
 	UseRSLoRA           bool     `json:"use_rslora"`
+	// TargetPattern is target_modules when the file gives a pattern (a regular expression over the
+	// base model's module names) instead of a list; TargetModules is then empty until it is resolved
+	// against the base model (train/merge does).
+	TargetPattern string `json:"-"`
 
 	raw map[string]any
 }
@@ -45,8 +50,10 @@ func NewLoraAdapterConfig(r int, alpha, dropout float64, targets []Projection, b
 	}
 }
 
-// LoadAdapterConfig reads and validates DIR/adapter_config.json.
-func LoadAdapterConfig(dir string) (*AdapterConfig, error) {
+// ReadAdapterConfig reads DIR/adapter_config.json as PEFT or medassist wrote it. Keys it does not
+// model are kept (Raw; Write writes them back). It does not validate: a target_modules pattern must
+// be resolved first (TargetPattern), and the caller decides which unmodelled keys it can apply.
+func ReadAdapterConfig(dir string) (*AdapterConfig, error) {
 	path := filepath.Join(dir, AdapterConfigFile)
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -56,19 +63,24 @@ func LoadAdapterConfig(dir string) (*AdapterConfig, error) {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return nil, fmt.Errorf("adapter config: %s: bad JSON: %w", path, err)
 	}
-	if s, ok := raw["target_modules"].(string); ok {
-		return nil, fmt.Errorf("adapter config: %s: target_modules %q is a pattern; medassist needs a list of module names (q_proj, v_proj, ...)", path, s)
+	pattern, isPattern := raw["target_modules"].(string)
+	if isPattern {
+		typed := maps.Clone(raw)
+		delete(typed, "target_modules")
+		if b, err = json.Marshal(typed); err != nil {
+			return nil, err
+		}
 	}
-	c := &AdapterConfig{}
+	c := &AdapterConfig{TargetPattern: pattern}
 	if err := json.Unmarshal(b, c); err != nil {
 		return nil, fmt.Errorf("adapter config: %s: %w", path, err)
 	}
 	c.raw = raw
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("adapter config: %s: %w", path, err)
-	}
 	return c, nil
 }
+
+// Raw is the value of key as the file holds it (nil when absent).
+func (c *AdapterConfig) Raw(key string) any { return c.raw[key] }
 
 // Validate checks that the config is a LoRA adapter medassist can apply.
 func (c *AdapterConfig) Validate() error {
@@ -79,7 +91,9 @@ func (c *AdapterConfig) Validate() error {
 	if c.R <= 0 {
 		errs = append(errs, fmt.Errorf("r must be > 0, got %d", c.R))
 	}
-	if len(c.TargetModules) == 0 {
+	if c.TargetPattern != "" {
+		errs = append(errs, fmt.Errorf("target_modules %q is a pattern, not resolved against a base model", c.TargetPattern))
+	} else if len(c.TargetModules) == 0 {
 		errs = append(errs, errors.New("target_modules is empty"))
 	}
 	if _, err := c.Projections(); err != nil {
@@ -91,29 +105,7 @@ func (c *AdapterConfig) Validate() error {
 	if c.FanInFanOut {
 		errs = append(errs, errors.New("fan_in_fan_out adapters are not supported"))
 	}
-	if v, _ := c.raw["use_dora"].(bool); v {
-		errs = append(errs, errors.New("use_dora adapters are not supported"))
-	}
-	// Options that make some layers or modules differ from the rest are not modelled.
-	for _, k := range []string{"layers_to_transform", "rank_pattern", "alpha_pattern", "modules_to_save"} {
-		if set(c.raw[k]) {
-			errs = append(errs, fmt.Errorf("%s is not supported (every target layer must share r and lora_alpha)", k))
-		}
-	}
 	return errors.Join(errs...)
-}
-
-// set reports whether a JSON value is present and non-empty.
-func set(v any) bool {
-	switch x := v.(type) {
-	case nil:
-		return false
-	case map[string]any:
-		return len(x) > 0
-	case []any:
-		return len(x) > 0
-	}
-	return true
 }
 
 // Projections are the target modules as typed projection names.

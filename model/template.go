@@ -104,9 +104,6 @@ func NewChatTemplate(source string, vars map[string]any) (*ChatTemplate, error) 
 	return &ChatTemplate{source: source, tmpl: tmpl, vars: v}, nil
 }
 
-// Source is the template's Jinja text.
-func (t *ChatTemplate) Source() string { return t.source }
-
 // TemplateError is raised by a template's raise_exception (e.g. roles out of order).
 type TemplateError struct{ Message string }
 

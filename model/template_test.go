@@ -57,7 +57,7 @@ func goldenTemplate(t *testing.T, g *templateGolden, name string) *ChatTemplate 
 		if err != nil {
 			t.Fatal(err)
 		}
-		sum := sha256.Sum256([]byte(ct.Source()))
+		sum := sha256.Sum256([]byte(ct.source))
 		if got := hex.EncodeToString(sum[:]); got != spec.SHA256 {
 			t.Fatalf("%s's chat template changed (sha256 %s, golden %s): rerun tools/oracle/chat_template_golden.py", spec.ModelDir, got, spec.SHA256)
 		}

@@ -17,8 +17,6 @@ SWEEP=${SWEEP:-$root/assets/sweeps/tinyllama.yaml}
 OUT=${OUT:-$root/runs/main}
 QUANTIZE=${QUANTIZE:-int4}
 EVAL_EXAMPLES=${EVAL_EXAMPLES:-50}
-# The validation split eval scores must be the one training held out: the sweeps' split settings.
-SPLIT=${SPLIT:-$(awk '/^defaults:/{d=1;next} /^[^ #]/{d=0} d && $1 ~ /^(max-examples|max-length|val-fraction|seed):$/ {k=$1; sub(":","",k); if (k=="max-examples") k="data-max-examples"; printf "--%s %s ", k, $2}' "$SWEEP")}
 say() { printf '\n==> %s\n' "$*" >&2; }
 
 mkdir -p "$OUT"
@@ -41,10 +39,10 @@ say "export to ONNX: float32 base and fine-tuned for evaluation, $QUANTIZE for s
 "$bin" export --model "$OUT/merged" --out "$OUT/onnx-fp32"
 "$bin" export --model "$OUT/merged" --out "$OUT/onnx" --quantize "$QUANTIZE"
 
-train_dir=$OUT
-[ -f "$OUT/best.txt" ] && train_dir=$OUT/runs/$(cut -f1 "$OUT/best.txt") # a sweep: plot the winner's run
+# The winner's run: eval re-makes the validation split its summary records (and plots its metrics).
+train_dir=$OUT/runs/$(cut -f1 "$OUT/best.txt")
 say "evaluate base vs fine-tuned"
-"$bin" eval --base "$OUT/onnx-base-fp32" --model "$OUT/onnx-fp32" --data "$data_file" --max-examples "$EVAL_EXAMPLES" $SPLIT \
+"$bin" eval --base "$OUT/onnx-base-fp32" --model "$OUT/onnx-fp32" --data "$data_file" --max-examples "$EVAL_EXAMPLES" \
   --out "$OUT/evaluation_results.json" --report "$OUT/report" --train-dir "$train_dir"
 
 say "done: $OUT/evaluation_results.json, $OUT/report/report.md"

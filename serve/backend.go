@@ -1,3 +1,5 @@
+//go:build cgo
+
 package serve
 
 import (
@@ -45,10 +47,17 @@ func OpenBackend(ctx context.Context, cfg Config, log *slog.Logger) (*Backend, e
 		return nil, fmt.Errorf("open engine: %w", err)
 	}
 	return &Backend{
-		Gen: eng, Tok: tok, Template: tpl, StopIDs: stop,
+		Gen: eng, Tok: hfTokenizer{tok}, Template: tpl, StopIDs: stop,
 		MaxPositions: eng.MaxPositions(), Device: eng.Device(),
 		Close: func() error { return errors.Join(eng.Close(), tok.Close()) },
 	}, nil
+}
+
+// hfTokenizer is the Hugging Face tokenizer as the server's Tokenizer.
+type hfTokenizer struct{ *tokenizer.Tokenizer }
+
+func (t hfTokenizer) StreamDecoder(skipSpecial bool) StreamDecoder {
+	return t.NewStreamDecoder(skipSpecial)
 }
 
 // threads is the intra-op thread count: as configured, or the cores shared out among the sequences

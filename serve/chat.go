@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -9,20 +10,36 @@ import (
 	"github.com/medassist/medassist/generation"
 	"github.com/medassist/medassist/guard"
 	"github.com/medassist/medassist/model"
-	"github.com/medassist/medassist/tokenizer"
 )
+
+// Tokenizer is what the server needs of the model's tokenizer: the rendered chat prompt to ids
+// (untrusted spans encoded as plain text) and generated ids back to text as they stream. The real one
+// is the Hugging Face tokenizer (OpenBackend, cgo); the HTTP layer's tests use a small one in Go.
+type Tokenizer interface {
+	EncodeRendered(text string, untrusted [][2]int, addBOS bool) []int
+	StreamDecoder(skipSpecial bool) StreamDecoder
+}
+
+// StreamDecoder turns ids into text one at a time, holding back bytes that do not yet form text.
+type StreamDecoder interface {
+	Add(id int) string
+	Flush() string
+}
 
 // Backend is what the server generates with: a generator shared by all requests, plus the model's
 // tokenizer and chat template.
 type Backend struct {
 	Gen          generation.Generator
-	Tok          *tokenizer.Tokenizer
+	Tok          Tokenizer
 	Template     *model.ChatTemplate
 	StopIDs      []int // EOS ids
 	MaxPositions int   // context length; prompt + max_tokens must fit
 	Device       string
 	Close        func() error
 }
+
+// ErrNoCgo is OpenBackend's error in a build without cgo (CGO_ENABLED=0).
+var ErrNoCgo = errors.New("this medassist was built without cgo: ONNX Runtime and the tokenizer need it (build with CGO_ENABLED=1)")
 
 // chatResult is a finished generation.
 type chatResult struct {
@@ -91,7 +108,7 @@ func (s *chatService) run(ctx context.Context, start time.Time, p *params, onDel
 	if err != nil {
 		return chatResult{}, err
 	}
-	dec := s.b.Tok.NewStreamDecoder(true)
+	dec := s.b.Tok.StreamDecoder(true)
 	stops := generation.NewStopMatcher(p.Stop)
 	form := s.guard.NewFormatter()
 	send := func(text string) error {

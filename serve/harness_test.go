@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -66,6 +67,9 @@ func storiesBackend(t testing.TB) *Backend {
 		stories.b, stories.err = OpenBackend(context.Background(), cfg, quietLog)
 		t.Logf("stories260K: export %v, open %v", exported.Round(time.Millisecond), (time.Since(start) - exported).Round(time.Millisecond))
 	})
+	if errors.Is(stories.err, ErrNoCgo) {
+		testutil.Missing(t, "stories260K backend: %v", stories.err)
+	}
 	if stories.err != nil {
 		t.Fatalf("stories260K backend: %v", stories.err)
 	}

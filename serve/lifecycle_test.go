@@ -81,9 +81,8 @@ func (g *probeGen) last() (probeRun, bool) {
 
 // A client that goes away mid-stream frees its sequence within one decode step.
 func TestClientDisconnectStopsGeneration(t *testing.T) {
-	b := storiesBackend(t)
-	probe := &probeGen{Generator: b.Gen}
-	nb := withGen(b, probe)
+	probe := &probeGen{Generator: fakeGen{}}
+	nb := fakeBackend(t, probe)
 	nb.StopIDs = nil // only max_tokens (the context length) ends a generation
 	h := newHarness(t, nb, nil)
 
@@ -196,10 +195,9 @@ func waitRun(t *testing.T, errc <-chan error) error {
 
 // Cancelling Run's context (SIGTERM) lets the stream in flight finish, then Serve returns nil.
 func TestGracefulShutdown(t *testing.T) {
-	b := storiesBackend(t)
-	gate := newGatedGen(b.Gen)
+	gate := newGatedGen(fakeGen{})
 	var closed atomic.Bool
-	nb := withGen(b, gate)
+	nb := fakeBackend(t, gate)
 	nb.Close = func() error { closed.Store(true); return nil }
 	_, url, load, stop, errc := startServe(t, testConfig(), nb)
 
@@ -255,11 +253,10 @@ func TestGracefulShutdown(t *testing.T) {
 
 // Past the shutdown timeout, a stream still generating ends with an error event and [DONE].
 func TestShutdownTimeoutEndsStreams(t *testing.T) {
-	b := storiesBackend(t)
-	gate := newGatedGen(b.Gen) // never opened
+	gate := newGatedGen(fakeGen{}) // never opened
 	cfg := testConfig()
 	cfg.ShutdownTimeout = 300 * time.Millisecond
-	_, url, load, stop, errc := startServe(t, cfg, withGen(b, gate))
+	_, url, load, stop, errc := startServe(t, cfg, fakeBackend(t, gate))
 	load()
 	waitFor(t, 5*time.Second, "/readyz 200", func() bool {
 		resp, err := http.Get(url + "/readyz")

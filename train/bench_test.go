@@ -116,16 +116,17 @@ func storiesJob(base, out string) Config {
 }
 
 // BenchmarkTinyLlamaStep times LoRA optimizer steps on a TinyLlama-shaped model
-// ($MEDASSIST_TINYLLAMA_DIR, default /work/cache/tinyllama-random; made by medassist init --random):
+// ($MEDASSIST_TINYLLAMA_DIR, default out/bench/models/tinyllama-random in the repository; bench/train.sh
+// makes it with medassist init --random):
 // one micro-batch of 1×512 tokens, and one of 2 × the seed job's mean padded length, each followed
 // by the AdamW update; the projection of the seed job's wall time uses the second.
 func BenchmarkTinyLlamaStep(b *testing.B) {
 	dir := os.Getenv("MEDASSIST_TINYLLAMA_DIR")
 	if dir == "" {
-		dir = "/work/cache/tinyllama-random"
+		dir = filepath.Join(testutil.RepoRoot(), "out", "bench", "models", "tinyllama-random")
 	}
 	if _, err := os.Stat(filepath.Join(dir, model.ConfigFile)); err != nil {
-		b.Skipf("no TinyLlama-shaped model at %s (medassist init --from-config ../shared/models/tinyllama-1.1b-chat-v1.0 --random --out DIR)", dir)
+		b.Skipf("no TinyLlama-shaped model at %s (make it with: bench/lib.sh random_tinyllama %s)", dir, dir)
 	}
 	outDir := benchOut(b)
 	// Token statistics of the seed job come from TinyLlama's tokenizer on the flashcards.

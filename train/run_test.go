@@ -105,7 +105,7 @@ func TestRunTrainsAndWritesOutputs(t *testing.T) {
 		t.Errorf("validation perplexity %.3f → %.3f: training did not learn the toy task", res.BaseValPerplexity, last)
 	}
 
-	ac, err := model.LoadAdapterConfig(filepath.Join(out, AdapterDir))
+	ac, err := model.ReadAdapterConfig(filepath.Join(out, AdapterDir))
 	if err != nil {
 		t.Fatal(err)
 	}

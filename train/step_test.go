@@ -173,10 +173,6 @@ func TestLoRAStepsMatchPEFT(t *testing.T) {
 	}
 }
 
-func maxAbsDiff(a, b *tensors.Tensor) float64 {
-	return testutil.MaxAbsDiff(tensors.MustCopyFlatData[float32](a), tensors.MustCopyFlatData[float32](b))
-}
-
 // setAdapters creates or overwrites the LoRA variables from PEFT-named tensors.
 func setAdapters(store *mlmodel.Store, named map[string]*tensors.Tensor) error {
 	for name, t := range named {

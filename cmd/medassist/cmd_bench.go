@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/medassist/medassist/engine"
 	"github.com/medassist/medassist/generation"
 	"github.com/medassist/medassist/internal/config"
@@ -23,20 +21,17 @@ import (
 
 // benchConfig is the configuration of `medassist bench`.
 type benchConfig struct {
-	Model        string `koanf:"model"`
-	PromptTokens int    `koanf:"prompt-tokens"`
-	NewTokens    int    `koanf:"new-tokens"`
-	Runs         int    `koanf:"runs"`
-	JSON         bool   `koanf:"json"`
-	ORTLib       string `koanf:"ort-lib"`
-	Device       string `koanf:"device"`
-	Threads      int    `koanf:"threads"`
-	Profile      string `koanf:"ort-profile"`
-	Spin         bool   `koanf:"allow-spinning"`
+	Model        string    `koanf:"model" help:"exported model dir (model.onnx)"`
+	PromptTokens int       `koanf:"prompt-tokens" help:"prompt length in tokens"`
+	NewTokens    int       `koanf:"new-tokens" help:"tokens generated per run (greedy, EOS ignored)"`
+	Runs         int       `koanf:"runs" help:"measured runs after one warm-up; medians are reported"`
+	JSON         bool      `koanf:"json" help:"print one JSON object"`
+	Profile      string    `koanf:"ort-profile" help:"write an ONNX Runtime per-operator profile to files starting with this path"`
+	ORT          ortConfig `koanf:",squash"`
 }
 
 func defaultBenchConfig() benchConfig {
-	return benchConfig{PromptTokens: 128, NewTokens: 64, Runs: 3, Device: engine.DeviceAuto, Spin: true}
+	return benchConfig{PromptTokens: 128, NewTokens: 64, Runs: 3, ORT: defaultORTConfig()}
 }
 
 // Validate names every bad field.
@@ -46,9 +41,7 @@ func (c benchConfig) Validate() error {
 		config.Check(c.PromptTokens >= 1, "prompt-tokens", c.PromptTokens, ">= 1"),
 		config.Check(c.NewTokens >= 2, "new-tokens", c.NewTokens, ">= 2 (the first comes from the prefill)"),
 		config.Check(c.Runs >= 1, "runs", c.Runs, ">= 1"),
-		config.Check(c.Threads >= 0, "threads", c.Threads, ">= 0 (0: one per core)"),
-		config.Check(c.Device == engine.DeviceAuto || c.Device == engine.DeviceCPU || c.Device == engine.DeviceCUDA,
-			"device", c.Device, "one of auto, cpu, cuda"),
+		c.ORT.validate(),
 	)
 }
 
@@ -57,27 +50,8 @@ func init() {
 		name:    "bench",
 		summary: "prefill and decode speed, time to first token and peak memory of an exported model (batch 1)",
 		usage:   "--model DIR [--prompt-tokens N] [--new-tokens M] [--runs R] [--json]",
-		flags: func(fs *pflag.FlagSet) {
-			d := defaultBenchConfig()
-			fs.String("model", d.Model, "exported model dir (model.onnx)")
-			fs.Int("prompt-tokens", d.PromptTokens, "prompt length in tokens")
-			fs.Int("new-tokens", d.NewTokens, "tokens generated per run (greedy, EOS ignored)")
-			fs.Int("runs", d.Runs, "measured runs after one warm-up; medians are reported")
-			fs.Bool("json", d.JSON, "print one JSON object")
-			fs.String("ort-lib", d.ORTLib, "ONNX Runtime shared library (env MEDASSIST_ORT_LIB; default .cache/native/lib/libonnxruntime.so)")
-			fs.String("device", d.Device, "auto, cpu or cuda")
-			fs.Int("threads", d.Threads, "intra-op threads (0: one per core)")
-			fs.Bool("allow-spinning", d.Spin, "let ONNX Runtime's threads spin while waiting for work (its default; faster on cores nothing else needs)")
-			fs.String("ort-profile", d.Profile, "write an ONNX Runtime per-operator profile to files starting with this path")
-		},
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"bench takes no positional arguments"}
-			}
-			cfg := defaultBenchConfig()
-			if err := env.loadConfig(&cfg, "bench"); err != nil {
-				return err
-			}
+		flags:   structFlags(defaultBenchConfig()),
+		run: flagsOnly("bench", "", defaultBenchConfig, func(ctx context.Context, env *cmdEnv, cfg benchConfig) error {
 			rep, err := runBench(ctx, cfg, env)
 			if err != nil {
 				return err
@@ -86,7 +60,7 @@ func init() {
 				return json.NewEncoder(env.stdout).Encode(rep)
 			}
 			return rep.print(env.stdout)
-		},
+		}),
 	})
 }
 
@@ -125,14 +99,15 @@ func runBench(ctx context.Context, cfg benchConfig, env *cmdEnv) (*benchReport, 
 		return nil, err
 	}
 	start := time.Now()
-	e, err := engine.Open(engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads,
-		Profile: cfg.Profile, AllowSpinning: cfg.Spin}, env.log)
+	ecfg := cfg.ORT.engineConfig(cfg.Model)
+	ecfg.Profile = cfg.Profile
+	e, err := engine.Open(ecfg, env.log)
 	if err != nil {
 		return nil, err
 	}
 	defer e.Close()
 	info := e.Info()
-	rep := &benchReport{Model: cfg.Model, Device: info.Device, Threads: info.IntraOpThreads, Spinning: cfg.Spin, KVDType: info.KVDType,
+	rep := &benchReport{Model: cfg.Model, Device: info.Device, Threads: info.IntraOpThreads, Spinning: cfg.ORT.Spin, KVDType: info.KVDType,
 		PromptTokens: cfg.PromptTokens, NewTokens: cfg.NewTokens, Runs: cfg.Runs, LoadS: time.Since(start).Seconds()}
 	rep.RSSAfterLoadBytes, _ = procStatusBytes("VmRSS")
 	if rep.WeightBytes, err = modelBytes(cfg.Model); err != nil {

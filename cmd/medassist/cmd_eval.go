@@ -6,12 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/spf13/pflag"
 
 	"github.com/medassist/medassist/assets"
 	"github.com/medassist/medassist/engine"
@@ -25,44 +22,38 @@ import (
 
 // evalConfig is the configuration of `medassist eval`.
 type evalConfig struct {
-	Model        string `koanf:"model"`
-	Base         string `koanf:"base"`
-	Data         string `koanf:"data"`
-	Out          string `koanf:"out"`
-	Engine       string `koanf:"engine"`
-	MaxExamples  int    `koanf:"max-examples"`
-	MaxNewTokens int    `koanf:"max-new-tokens"`
+	Model        string `koanf:"model" help:"fine-tuned model dir: HF layout (merged) or exported (model.onnx)"`
+	Base         string `koanf:"base" help:"base model dir to compare with (optional)"`
+	Data         string `koanf:"data" help:"flashcard file the model was trained on (JSON, JSON Lines or Parquet)"`
+	Out          string `koanf:"out" help:"results JSON file (a dir gets evaluation_results.json)"`
+	Engine       string `koanf:"engine" help:"auto (onnx when a dir holds model.onnx, else gomlx), onnx or gomlx"`
+	MaxExamples  int    `koanf:"max-examples" help:"validation examples answered greedily and scored with ROUGE (0: all)"`
+	MaxNewTokens int    `koanf:"max-new-tokens" help:"longest generated answer, in tokens"`
 	// MaxPerplexityExamples bounds the validation examples scored for perplexity (0: all).
-	MaxPerplexityExamples int    `koanf:"max-perplexity-examples"`
-	Prompts               string `koanf:"prompts"`
-	Report                string `koanf:"report"`
-	TrainDir              string `koanf:"train-dir"`
+	MaxPerplexityExamples int    `koanf:"max-perplexity-examples" help:"validation examples scored for perplexity (0: all)"`
+	Prompts               string `koanf:"prompts" help:"manual test prompts, one per line ('#' comments); default: the built-in set"`
+	Report                string `koanf:"report" help:"also write a Markdown report with SVG plots into this dir"`
+	TrainDir              string `koanf:"train-dir" help:"finished training run dir (medassist train --out, or OUT/runs/NAME of a sweep): the split settings are the run's (its summary.json; different ones are refused) and the report plots its metrics.csv"`
 	// The trainer's split settings (medassist train's flags of the same meaning).
-	MaxLength       int     `koanf:"max-length"`
-	ValFraction     float64 `koanf:"val-fraction"`
-	Seed            int64   `koanf:"seed"`
-	DataMaxExamples int     `koanf:"data-max-examples"`
-	SystemPrompt    string  `koanf:"system-prompt"`
+	MaxLength       int     `koanf:"max-length" help:"split setting (with --train-dir, the run's; another value is refused): tokens per example"`
+	ValFraction     float64 `koanf:"val-fraction" help:"split setting (with --train-dir, the run's; another value is refused): validation share"`
+	Seed            int64   `koanf:"seed" help:"split setting (with --train-dir, the run's; another value is refused): shuffle and split seed"`
+	DataMaxExamples int     `koanf:"data-max-examples" help:"split setting, medassist train's --max-examples (with --train-dir, the run's; another value is refused; 0: all)"`
+	SystemPrompt    string  `koanf:"system-prompt" help:"split setting (with --train-dir, the run's; another value is refused): the system message"`
 	// Engine settings.
-	Backend string `koanf:"backend"`
-	ORTLib  string `koanf:"ort-lib"`
-	Device  string `koanf:"device"`
-	Threads int    `koanf:"threads"`
+	Backend string    `koanf:"backend" help:"GoMLX backend: \"go\" (pure Go, CPU) or \"xla:/abs/path/pjrt_plugin.so\""`
+	ORT     ortConfig `koanf:",squash"`
 }
 
 func defaultEvalConfig() evalConfig {
-	d := data.DefaultConfig()
-	return evalConfig{
-		Engine: model.EngineAuto, MaxExamples: 50, MaxNewTokens: 128, Device: engine.DeviceAuto,
-		MaxLength: d.MaxLength, ValFraction: d.ValFraction, Seed: d.Seed, DataMaxExamples: d.MaxExamples,
-		SystemPrompt: d.SystemPrompt,
-	}
+	c := evalConfig{Engine: model.EngineAuto, MaxExamples: 50, MaxNewTokens: 128, ORT: defaultORTConfig()}
+	c.setSplit(data.DefaultSplit())
+	return c
 }
 
 // dataConfig is the trainer's data configuration these settings re-make.
 func (c evalConfig) dataConfig() data.Config {
-	return data.Config{Path: c.Data, MaxLength: c.MaxLength, MaxExamples: c.DataMaxExamples,
-		ValFraction: c.ValFraction, Seed: c.Seed, SystemPrompt: c.SystemPrompt}
+	return data.Config{Path: c.Data, Split: c.split()}
 }
 
 // Validate names every bad field.
@@ -75,8 +66,7 @@ func (c evalConfig) Validate() error {
 		config.Check(c.MaxExamples >= 0, "max-examples", c.MaxExamples, ">= 0 (0: every validation example)"),
 		config.Check(c.MaxNewTokens >= 1, "max-new-tokens", c.MaxNewTokens, ">= 1"),
 		config.Check(c.MaxPerplexityExamples >= 0, "max-perplexity-examples", c.MaxPerplexityExamples, ">= 0 (0: every validation example)"),
-		config.Check(c.Device == engine.DeviceAuto || c.Device == engine.DeviceCPU || c.Device == engine.DeviceCUDA, "device", c.Device, "one of auto, cpu, cuda"),
-		config.Check(c.Threads >= 0, "threads", c.Threads, ">= 0 (0: ONNX Runtime's default)"),
+		c.ORT.validate(),
 		c.dataConfig().Validate(),
 	)
 }
@@ -86,42 +76,18 @@ func init() {
 		name:    "eval",
 		summary: "perplexity and ROUGE of a fine-tuned model on the validation split, side by side with its base",
 		usage:   "--model DIR --data FILE --out FILE [--base DIR] [--report DIR --train-dir DIR]",
-		flags: func(fs *pflag.FlagSet) {
-			d := defaultEvalConfig()
-			fs.String("model", d.Model, "fine-tuned model dir: HF layout (merged) or exported (model.onnx)")
-			fs.String("base", d.Base, "base model dir to compare with (optional)")
-			fs.String("data", d.Data, "flashcard file the model was trained on (JSON, JSON Lines or Parquet)")
-			fs.String("out", d.Out, "results JSON file (a dir gets "+eval.ResultsFile+")")
-			fs.String("engine", d.Engine, "auto (onnx when a dir holds model.onnx, else gomlx), onnx or gomlx")
-			fs.Int("max-examples", d.MaxExamples, "validation examples answered greedily and scored with ROUGE (0: all)")
-			fs.Int("max-new-tokens", d.MaxNewTokens, "longest generated answer, in tokens")
-			fs.Int("max-perplexity-examples", d.MaxPerplexityExamples, "validation examples scored for perplexity (0: all)")
-			fs.String("prompts", d.Prompts, "manual test prompts, one per line ('#' comments); default: the built-in set")
-			fs.String("report", d.Report, "also write a Markdown report with SVG plots into this dir")
-			fs.String("train-dir", d.TrainDir, "training run dir (medassist train --out): the report plots its metrics.csv, and split settings left at their defaults take the run's (summary.json)")
-			fs.Int("max-length", d.MaxLength, "split setting, as given to medassist train: tokens per example")
-			fs.Float64("val-fraction", d.ValFraction, "split setting, as given to medassist train: validation share")
-			fs.Int64("seed", d.Seed, "split setting, as given to medassist train: shuffle and split seed")
-			fs.Int("data-max-examples", d.DataMaxExamples, "split setting, medassist train's --max-examples (0: all)")
-			fs.String("system-prompt", d.SystemPrompt, "split setting, as given to medassist train: the system message")
-			fs.String("backend", d.Backend, `GoMLX backend: "go" (pure Go, CPU) or "xla:/abs/path/pjrt_plugin.so"`)
-			fs.String("ort-lib", d.ORTLib, "ONNX Runtime shared library (env MEDASSIST_ORT_LIB)")
-			fs.String("device", d.Device, "ONNX Runtime device: auto (CUDA when available, else CPU), cpu or cuda")
-			fs.Int("threads", d.Threads, "ONNX Runtime intra-op threads (0: its default)")
-		},
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"eval takes no positional arguments"}
-			}
-			cfg := defaultEvalConfig()
-			if err := env.loadConfig(&cfg, "eval"); err != nil {
+		flags:   structFlags(defaultEvalConfig()),
+		run: flagsOnly("eval", "", defaultEvalConfig, func(ctx context.Context, env *cmdEnv, cfg evalConfig) error {
+			given, err := env.explicit("eval")
+			if err != nil {
 				return err
 			}
-			if err := adoptTrainSplit(&cfg, env.fs, env.log); err != nil {
+			if err := useTrainSplit(&cfg, given); err != nil {
 				return err
 			}
+			env.log.Info("validation split", "train_dir", cfg.TrainDir, "split", cfg.split())
 			return runEval(ctx, cfg, env)
-		},
+		}),
 	})
 }
 
@@ -218,68 +184,65 @@ func writeEvalOutputs(cfg evalConfig, res *eval.Results, metrics *eval.Metrics, 
 	return nil
 }
 
-// trainSplitKeys maps the split settings medassist train records (its flag names) to eval's flags.
-var trainSplitKeys = map[string]string{
-	"max-examples": "data-max-examples", "max-length": "max-length", "seed": "seed",
-	"val-fraction": "val-fraction", "system-prompt": "system-prompt",
+// split is the data split these settings make.
+func (c evalConfig) split() data.Split {
+	return data.Split{MaxLength: c.MaxLength, MaxExamples: c.DataMaxExamples, ValFraction: c.ValFraction,
+		Seed: c.Seed, SystemPrompt: c.SystemPrompt}
 }
 
-// adoptTrainSplit gives every split setting left at its default the value the training run in
-// cfg.TrainDir used (its summary.json), so that eval scores the run's own validation split.
-func adoptTrainSplit(cfg *evalConfig, fs *pflag.FlagSet, log *slog.Logger) error {
+// setSplit sets the split settings to s.
+func (c *evalConfig) setSplit(s data.Split) {
+	c.MaxLength, c.DataMaxExamples, c.ValFraction, c.Seed, c.SystemPrompt = s.MaxLength, s.MaxExamples, s.ValFraction, s.Seed, s.SystemPrompt
+}
+
+// useTrainSplit makes cfg score the validation split of the training run in cfg.TrainDir, the
+// split its summary records. Split settings the user gave (given: keys set by --config, the
+// environment or flags) must equal the run's, and --data must be the run's flashcard file (same
+// SHA-256): another split would score training examples, so it is refused. Settings left unset
+// take the run's values.
+func useTrainSplit(cfg *evalConfig, given map[string]bool) error {
 	if cfg.TrainDir == "" {
 		return nil
 	}
 	s, ok, err := eval.ReadTrainSummary(cfg.TrainDir)
-	if err != nil || !ok {
-		return err
-	}
-	d := defaultEvalConfig()
-	for trainKey, flag := range trainSplitKeys {
-		v, recorded := s.Config[trainKey]
-		if !recorded || fs.Changed(flag) {
-			continue
-		}
-		var err error
-		switch flag {
-		case "data-max-examples":
-			err = adopt(&cfg.DataMaxExamples, d.DataMaxExamples, v, strconv.Atoi)
-		case "max-length":
-			err = adopt(&cfg.MaxLength, d.MaxLength, v, strconv.Atoi)
-		case "seed":
-			err = adopt(&cfg.Seed, d.Seed, v, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) })
-		case "val-fraction":
-			err = adopt(&cfg.ValFraction, d.ValFraction, v, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) })
-		case "system-prompt":
-			err = adopt(&cfg.SystemPrompt, d.SystemPrompt, v, func(s string) (string, error) { return s, nil })
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %s = %q: %w", filepath.Join(cfg.TrainDir, eval.TrainSummaryFile), trainKey, v, err)
-		}
-	}
-	log.Info("validation split", "from", cfg.TrainDir, "data_max_examples", cfg.DataMaxExamples, "max_length", cfg.MaxLength,
-		"seed", cfg.Seed, "val_fraction", cfg.ValFraction)
-	if err := cfg.Validate(); err != nil {
-		return usageError{err.Error()}
-	}
-	return nil
-}
-
-// adopt sets *dst to the parsed recorded value when *dst still holds the default.
-func adopt[T comparable](dst *T, def T, recorded string, parse func(string) (T, error)) error {
-	if *dst != def {
-		return nil
-	}
-	v, err := parse(recorded)
 	if err != nil {
 		return err
 	}
-	*dst = v
+	if !ok {
+		return fmt.Errorf("train-dir %s has no %s: not a finished medassist train run (re-run the same train command to finish it)", cfg.TrainDir, eval.TrainSummaryFile)
+	}
+	if s.Split == nil {
+		return s.CheckSplit(cfg.split())
+	}
+	asked, mine := *s.Split, cfg.split()
+	if given["max-length"] {
+		asked.MaxLength = mine.MaxLength
+	}
+	if given["data-max-examples"] {
+		asked.MaxExamples = mine.MaxExamples
+	}
+	if given["val-fraction"] {
+		asked.ValFraction = mine.ValFraction
+	}
+	if given["seed"] {
+		asked.Seed = mine.Seed
+	}
+	if given["system-prompt"] {
+		asked.SystemPrompt = mine.SystemPrompt
+	}
+	if err := s.CheckSplit(asked); err != nil {
+		return usageError{err.Error()}
+	}
+	if err := s.CheckData(cfg.Data); err != nil {
+		return usageError{err.Error()}
+	}
+	cfg.setSplit(*s.Split)
 	return nil
 }
 
 // attachTrainSummary records the training run's own perplexities and warns when its base
-// perplexity differs from this evaluation's: then the two did not score the same validation split.
+// perplexity differs from this evaluation's although the split settings are the run's: then the
+// data file differs from the one the run was trained on.
 func attachTrainSummary(res *eval.Results, dir string, log *slog.Logger) error {
 	if dir == "" {
 		return nil
@@ -290,7 +253,7 @@ func attachTrainSummary(res *eval.Results, dir string, log *slog.Logger) error {
 	}
 	res.Training = s
 	if !s.SplitMatches(res.Perplexity.Base) {
-		log.Warn("the training run measured another base perplexity on its validation split: pass eval the split settings the run used (--data-max-examples, --max-length, --seed, --val-fraction, --system-prompt)",
+		log.Warn("the training run measured another base perplexity on the same split settings: is --data the file the run was trained on?",
 			"train_dir", dir, "train_base_perplexity", s.BaseValPPL, "eval_base_perplexity", *res.Perplexity.Base)
 	}
 	return nil
@@ -329,7 +292,7 @@ func openEvalModel(ctx context.Context, cfg evalConfig, dir string, log *slog.Lo
 // openEvalONNX opens an exported dir in ONNX Runtime: the engine both generates and returns the
 // logits that perplexity is computed from.
 func openEvalONNX(cfg evalConfig, dir string, stop []int, log *slog.Logger) (*eval.Model, error) {
-	e, err := engine.Open(engine.Config{ModelDir: dir, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads}, log)
+	e, err := engine.Open(cfg.ORT.engineConfig(dir), log)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"encoding/xml"
-	"log/slog"
 	"math"
 	"os"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/medassist/medassist/eval"
 	"github.com/medassist/medassist/internal/testutil"
+	"github.com/medassist/medassist/train/data"
 )
 
 // runMedassist runs the built binary and returns its stdout; it fails the test on a non-zero exit.
@@ -42,6 +42,15 @@ func TestEvalCommand(t *testing.T) {
 	if err := os.MkdirAll(trainDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The run's summary: its split, which eval must re-make (--data-max-examples 80 below).
+	split := data.DefaultSplit()
+	split.MaxExamples = 80
+	cardsSum, err := data.FileSHA256(cards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sumJSON, _ := json.Marshal(eval.TrainSummary{Split: &split, DataSHA256: cardsSum})
+	writeTestFile(t, filepath.Join(trainDir, eval.TrainSummaryFile), string(sumJSON))
 	metrics := "step,epoch,train_loss,val_loss,val_perplexity\n1,0.5,5.4,,\n2,1,5.1,4.9,134.3\n3,1.5,4.8,,\n4,2,4.6,4.5,90.0\n"
 	if err := os.WriteFile(filepath.Join(trainDir, eval.MetricsFile), []byte(metrics), 0o644); err != nil {
 		t.Fatal(err)
@@ -111,6 +120,14 @@ func TestEvalCommand(t *testing.T) {
 	}
 }
 
+// TestEvalOutHelp: the --out help names the file eval writes into a dir (the help is a struct tag,
+// which cannot refer to eval.ResultsFile).
+func TestEvalOutHelp(t *testing.T) {
+	if u := newFlagSet(commands["eval"]).Lookup("out").Usage; !strings.Contains(u, eval.ResultsFile) {
+		t.Errorf("--out help %q does not name %s", u, eval.ResultsFile)
+	}
+}
+
 func TestEvalCommandUsage(t *testing.T) {
 	bin := buildMedassist(t)
 	cmd := exec.Command(bin, "eval", "--data", "x.jsonl", "--out", "r.json", "--engine", "tpu")
@@ -126,37 +143,93 @@ func TestEvalCommandUsage(t *testing.T) {
 	}
 }
 
-// TestAdoptTrainSplit: split settings left at their defaults take the training run's recorded
-// values; a flag given on the command line wins.
-func TestAdoptTrainSplit(t *testing.T) {
+// TestUseTrainSplit: with --train-dir, eval scores the split the run recorded; settings left unset
+// take the run's values, settings given that differ are refused, and a run without a recorded split
+// (or without a summary) is refused.
+func TestUseTrainSplit(t *testing.T) {
 	dir := t.TempDir()
-	summary := `{"base_val_ppl": 115.7, "config": {"max-examples": "3000", "max-length": "256", "seed": "7", "val-fraction": "0.2", "system-prompt": "Be brief.", "lr": "0.002"}}`
-	if err := os.WriteFile(filepath.Join(dir, eval.TrainSummaryFile), []byte(summary), 0o644); err != nil {
+	recorded := data.Split{MaxLength: 256, MaxExamples: 3000, ValFraction: 0.2, Seed: 7, SystemPrompt: "Be brief."}
+	b, _ := json.Marshal(eval.TrainSummary{BaseValPPL: 115.7, Split: &recorded})
+	writeTestFile(t, filepath.Join(dir, eval.TrainSummaryFile), string(b))
+	newCfg := func() evalConfig {
+		cfg := defaultEvalConfig()
+		cfg.Model, cfg.Data, cfg.Out, cfg.TrainDir = "m", "d.jsonl", "o.json", dir
+		return cfg
+	}
+	cfg := newCfg()
+	if err := useTrainSplit(&cfg, nil); err != nil {
 		t.Fatal(err)
 	}
-	fs := newFlagSet(commands["eval"])
-	if err := fs.Parse([]string{"--max-length", "512"}); err != nil {
+	if cfg.split() != recorded {
+		t.Errorf("split %+v, want the run's %+v", cfg.split(), recorded)
+	}
+	cfg = newCfg()
+	cfg.MaxLength, cfg.Seed = 256, 7 // given, and equal to the run's
+	if err := useTrainSplit(&cfg, map[string]bool{"max-length": true, "seed": true}); err != nil || cfg.split() != recorded {
+		t.Errorf("settings equal to the run's: %v, %+v", err, cfg.split())
+	}
+	cfg = newCfg()
+	cfg.DataMaxExamples, cfg.Seed = 80, 8
+	err := useTrainSplit(&cfg, map[string]bool{"data-max-examples": true, "seed": true, "max-length": false})
+	if err == nil || !strings.Contains(err.Error(), "max-examples 3000 (not 80), seed 7 (not 8)") {
+		t.Errorf("another split: %v", err)
+	}
+	if _, ok := err.(usageError); !ok {
+		t.Errorf("a refused split is a usage error, got %T", err)
+	}
+
+	// The run's flashcard file: the same bytes under another path pass, other bytes are refused.
+	cards, same, other := filepath.Join(dir, "cards.jsonl"), filepath.Join(dir, "copy.jsonl"), filepath.Join(dir, "other.jsonl")
+	writeTestFile(t, cards, `{"input": "q", "output": "a"}`+"\n")
+	writeTestFile(t, same, `{"input": "q", "output": "a"}`+"\n")
+	writeTestFile(t, other, `{"input": "q2", "output": "a2"}`+"\n")
+	sum, err := data.FileSHA256(cards)
+	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := defaultEvalConfig()
-	cfg.Model, cfg.Data, cfg.Out, cfg.TrainDir = "m", "d.jsonl", "o.json", dir
-	if err := adoptTrainSplit(&cfg, fs, evalQuietLog()); err != nil {
-		t.Fatal(err)
+	b, _ = json.Marshal(eval.TrainSummary{Split: &recorded, DataSHA256: sum})
+	writeTestFile(t, filepath.Join(dir, eval.TrainSummaryFile), string(b))
+	cfg = newCfg()
+	cfg.Data = same
+	if err := useTrainSplit(&cfg, nil); err != nil {
+		t.Errorf("the run's flashcards under another path: %v", err)
 	}
-	if cfg.DataMaxExamples != 3000 || cfg.Seed != 7 || cfg.ValFraction != 0.2 || cfg.SystemPrompt != "Be brief." {
-		t.Errorf("recorded split not adopted: %+v", cfg)
+	cfg = newCfg()
+	cfg.Data = other
+	if err := useTrainSplit(&cfg, nil); err == nil || !strings.Contains(err.Error(), "another flashcard file") {
+		t.Errorf("other flashcards: %v", err)
 	}
-	if cfg.MaxLength != 512 {
-		t.Errorf("max-length %d: the flag given must win over the run's 256", cfg.MaxLength)
+
+	writeTestFile(t, filepath.Join(dir, eval.TrainSummaryFile), `{"base_val_ppl": 115.7, "config": {"seed": "7"}}`)
+	cfg = newCfg()
+	if err := useTrainSplit(&cfg, nil); err == nil || !strings.Contains(err.Error(), "records no data split") {
+		t.Errorf("a summary without a split: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, eval.TrainSummaryFile), []byte(`{"config": {"seed": "x"}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg = defaultEvalConfig()
-	cfg.Model, cfg.Data, cfg.Out, cfg.TrainDir = "m", "d.jsonl", "o.json", dir
-	if err := adoptTrainSplit(&cfg, fs, evalQuietLog()); err == nil || !strings.Contains(err.Error(), "seed") {
-		t.Errorf("a bad recorded seed: %v", err)
+	cfg = newCfg()
+	cfg.TrainDir = t.TempDir()
+	if err := useTrainSplit(&cfg, nil); err == nil || !strings.Contains(err.Error(), "not a finished medassist train run") {
+		t.Errorf("a dir without a summary: %v", err)
 	}
 }
 
-func evalQuietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+// TestEvalRefusesOtherSplit: a split setting from the environment or the --config file counts as
+// given, and eval stops before opening any model when it differs from the run's.
+func TestEvalRefusesOtherSplit(t *testing.T) {
+	dir := t.TempDir()
+	b, _ := json.Marshal(eval.TrainSummary{Split: &data.Split{MaxLength: 512, MaxExamples: 160, ValFraction: 0.1, Seed: 42}})
+	writeTestFile(t, filepath.Join(dir, eval.TrainSummaryFile), string(b))
+	args := []string{"eval", "--model", filepath.Join(dir, "missing-model"), "--data", "d.jsonl", "--out", filepath.Join(dir, "r.json"), "--train-dir", dir}
+	t.Run("env", func(t *testing.T) {
+		t.Setenv("MEDASSIST_SEED", "43")
+		if code := runMain(args); code != 2 {
+			t.Errorf("exit %d, want 2 (refused split)", code)
+		}
+	})
+	t.Run("config", func(t *testing.T) {
+		cfgFile := filepath.Join(dir, "c.yaml")
+		writeTestFile(t, cfgFile, "eval:\n  data-max-examples: 3000\n")
+		if code := runMain(append(args, "--config", cfgFile)); code != 2 {
+			t.Errorf("exit %d, want 2 (refused split)", code)
+		}
+	})
+}

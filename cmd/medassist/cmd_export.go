@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"github.com/spf13/pflag"
 
 	"github.com/medassist/medassist/export"
 	"github.com/medassist/medassist/internal/config"
@@ -18,18 +17,18 @@ import (
 
 // exportConfig is the configuration of `medassist export`.
 type exportConfig struct {
-	Model         string `koanf:"model"`
-	Out           string `koanf:"out"`
-	DType         string `koanf:"dtype"`
-	Quantize      string `koanf:"quantize"`
-	Asymmetric    bool   `koanf:"asymmetric"`
-	BlockSize     int    `koanf:"block-size"`
-	AccuracyLevel int    `koanf:"accuracy-level"`
-	KeepHead      bool   `koanf:"keep-head"`
-	Opset         int    `koanf:"opset"`
-	ExternalData  string `koanf:"external-data"`
-	Progress      bool   `koanf:"progress"`
-	Contrib       bool   `koanf:"contrib"`
+	Model         string `koanf:"model" help:"Hugging Face layout model dir (config.json, model.safetensors or shards): a Llama decoder, or a BERT encoder such as sentence-transformers' all-MiniLM-L6-v2 (float32, standard operators, mean pooling + normalisation as output sentence_embedding)"`
+	Out           string `koanf:"out" help:"output dir: model.onnx (+ model.onnx.data), config and tokenizer files"`
+	DType         string `koanf:"dtype" help:"weights, activations and KV cache: float32 or float16 (logits are always float32)"`
+	Quantize      string `koanf:"quantize" help:"weight-only quantization of the linear layers (com.microsoft MatMulNBits): none, int8 or int4"`
+	Asymmetric    bool   `koanf:"asymmetric" help:"store a zero point per quantization block (default: symmetric, zero point 8 / 128)"`
+	BlockSize     int    `koanf:"block-size" help:"weights per quantization block along the input dimension (power of two ≥ 16)"`
+	AccuracyLevel int    `koanf:"accuracy-level" help:"MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 activations (fastest on CPU)"`
+	KeepHead      bool   `koanf:"keep-head" help:"leave the LM head unquantized"`
+	Opset         int    `koanf:"opset" help:"ONNX opset of the default domain (17–21)"`
+	ExternalData  string `koanf:"external-data" help:"weights in model.onnx.data: auto (above 256 MiB), always or never"`
+	Progress      bool   `koanf:"progress" help:"show a progress bar on stderr"`
+	Contrib       bool   `koanf:"contrib" help:"use ONNX Runtime's fused com.microsoft operators (GroupQueryAttention, RotaryEmbedding, SkipSimplifiedLayerNormalization): faster, ONNX Runtime only"`
 }
 
 func defaultExportConfig() exportConfig {
@@ -63,31 +62,10 @@ func init() {
 		name:    "export",
 		summary: "export a Llama model dir to ONNX (decoder with KV cache; float32/float16, int8/int4 weights), or a BERT sentence encoder",
 		usage:   "--model DIR --out DIR [--dtype float32|float16] [--quantize none|int8|int4]",
-		flags: func(fs *pflag.FlagSet) {
-			d := defaultExportConfig()
-			fs.String("model", d.Model, "Hugging Face layout model dir (config.json, model.safetensors or shards): a Llama decoder, or a BERT encoder such as sentence-transformers' all-MiniLM-L6-v2 (float32, standard operators, mean pooling + normalisation as output sentence_embedding)")
-			fs.String("out", d.Out, "output dir: model.onnx (+ model.onnx.data), config and tokenizer files")
-			fs.String("dtype", d.DType, "weights, activations and KV cache: float32 or float16 (logits are always float32)")
-			fs.String("quantize", d.Quantize, "weight-only quantization of the linear layers (com.microsoft MatMulNBits): none, int8 or int4")
-			fs.Bool("asymmetric", d.Asymmetric, "store a zero point per quantization block (default: symmetric, zero point 8 / 128)")
-			fs.Int("block-size", d.BlockSize, "weights per quantization block along the input dimension (power of two ≥ 16)")
-			fs.Int("accuracy-level", d.AccuracyLevel, "MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 activations (fastest on CPU)")
-			fs.Bool("keep-head", d.KeepHead, "leave the LM head unquantized")
-			fs.Int("opset", d.Opset, "ONNX opset of the default domain (17–21)")
-			fs.String("external-data", d.ExternalData, "weights in model.onnx.data: auto (above 256 MiB), always or never")
-			fs.Bool("progress", d.Progress, "show a progress bar on stderr")
-			fs.Bool("contrib", d.Contrib, "use ONNX Runtime's fused com.microsoft operators (GroupQueryAttention, RotaryEmbedding, SkipSimplifiedLayerNormalization): faster, ONNX Runtime only")
-		},
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"export takes no positional arguments"}
-			}
-			cfg := defaultExportConfig()
-			if err := env.loadConfig(&cfg, "export"); err != nil {
-				return err
-			}
+		flags:   structFlags(defaultExportConfig()),
+		run: flagsOnly("export", "", defaultExportConfig, func(ctx context.Context, env *cmdEnv, cfg exportConfig) error {
 			return runExport(ctx, cfg, env)
-		},
+		}),
 	})
 }
 

@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/spf13/pflag"
-
 	"github.com/medassist/medassist/assets"
 	"github.com/medassist/medassist/engine"
 	"github.com/medassist/medassist/generation"
@@ -20,30 +18,27 @@ import (
 
 // generateConfig is the configuration of `medassist generate`.
 type generateConfig struct {
-	Model             string   `koanf:"model"`
-	Engine            string   `koanf:"engine"`
-	Prompt            string   `koanf:"prompt"`
-	Raw               bool     `koanf:"raw"`
-	SystemPrompt      string   `koanf:"system-prompt"`
-	MaxNewTokens      int      `koanf:"max-new-tokens"`
-	Temperature       float64  `koanf:"temperature"`
-	TopK              int      `koanf:"top-k"`
-	TopP              float64  `koanf:"top-p"`
-	RepetitionPenalty float64  `koanf:"repetition-penalty"`
-	Seed              int64    `koanf:"seed"`
-	Stop              []string `koanf:"stop"`
-	JSON              bool     `koanf:"json"`
+	Model             string   `koanf:"model" help:"model dir: exported (model.onnx) for onnx, Hugging Face layout for gomlx"`
+	Engine            string   `koanf:"engine" help:"onnx, gomlx, or auto (onnx when the dir holds model.onnx)"`
+	Prompt            string   `koanf:"prompt" help:"the user's message (or, with --raw, the text to continue)"`
+	Raw               bool     `koanf:"raw" help:"tokenize the prompt as plain text with BOS, without the chat template"`
+	SystemPrompt      string   `koanf:"system-prompt" help:"system message of the chat (\"\": none)"`
+	MaxNewTokens      int      `koanf:"max-new-tokens" help:"most tokens to generate"`
+	Temperature       float64  `koanf:"temperature" help:"sampling temperature (0: greedy)"`
+	TopK              int      `koanf:"top-k" help:"sample from the K most likely tokens (0: off)"`
+	TopP              float64  `koanf:"top-p" help:"sample from the smallest set of tokens holding probability P (0 or 1: off)"`
+	RepetitionPenalty float64  `koanf:"repetition-penalty" help:"penalty for tokens already in the text (1: off)"`
+	Seed              int64    `koanf:"seed" help:"sampling seed (0: random)"`
+	Stop              []string `koanf:"stop" help:"stop strings"`
+	JSON              bool     `koanf:"json" help:"print {\"ids\":[new ids],\"text\":\"...\"} instead of streaming text"`
 	// Engine settings.
-	ORTLib  string `koanf:"ort-lib"`
-	Device  string `koanf:"device"`
-	Threads int    `koanf:"threads"`
-	Spin    bool   `koanf:"allow-spinning"`
-	Backend string `koanf:"backend"`
+	ORT     ortConfig `koanf:",squash"`
+	Backend string    `koanf:"backend" help:"gomlx backend: \"go\" (pure Go, CPU) or \"xla:/abs/path/pjrt_plugin.so\""`
 }
 
 func defaultGenerateConfig() generateConfig {
 	return generateConfig{Engine: model.EngineAuto, SystemPrompt: assets.SystemPrompt(), MaxNewTokens: 128,
-		RepetitionPenalty: 1, Device: engine.DeviceAuto, Spin: true}
+		RepetitionPenalty: 1, ORT: defaultORTConfig()}
 }
 
 func (c generateConfig) sampling() generation.Sampling {
@@ -62,9 +57,7 @@ func (c generateConfig) Validate() error {
 		config.Check(c.TopK >= 0, "top-k", c.TopK, ">= 0 (0: off)"),
 		config.Check(c.TopP >= 0 && c.TopP <= 1, "top-p", c.TopP, "between 0 and 1 (0 or 1: off)"),
 		config.Check(c.RepetitionPenalty >= 0, "repetition-penalty", c.RepetitionPenalty, ">= 0 (1: off)"),
-		config.Check(c.Threads >= 0, "threads", c.Threads, ">= 0 (0: one per core)"),
-		config.Check(c.Device == engine.DeviceAuto || c.Device == engine.DeviceCPU || c.Device == engine.DeviceCUDA,
-			"device", c.Device, "one of auto, cpu, cuda"),
+		c.ORT.validate(),
 	)
 }
 
@@ -73,37 +66,10 @@ func init() {
 		name:    "generate",
 		summary: "generate text from a prompt with the ONNX (exported) or GoMLX (HF layout) engine",
 		usage:   "--model DIR --prompt TEXT [--engine onnx|gomlx] [--raw] [--max-new-tokens N] [--temperature T] [--seed S] [--json]",
-		flags: func(fs *pflag.FlagSet) {
-			d := defaultGenerateConfig()
-			fs.String("model", d.Model, "model dir: exported (model.onnx) for onnx, Hugging Face layout for gomlx")
-			fs.String("engine", d.Engine, "onnx, gomlx, or auto (onnx when the dir holds model.onnx)")
-			fs.String("prompt", d.Prompt, "the user's message (or, with --raw, the text to continue)")
-			fs.Bool("raw", d.Raw, "tokenize the prompt as plain text with BOS, without the chat template")
-			fs.String("system-prompt", d.SystemPrompt, "system message of the chat (\"\": none)")
-			fs.Int("max-new-tokens", d.MaxNewTokens, "most tokens to generate")
-			fs.Float64("temperature", d.Temperature, "sampling temperature (0: greedy)")
-			fs.Int("top-k", d.TopK, "sample from the K most likely tokens (0: off)")
-			fs.Float64("top-p", d.TopP, "sample from the smallest set of tokens holding probability P (0 or 1: off)")
-			fs.Float64("repetition-penalty", d.RepetitionPenalty, "penalty for tokens already in the text (1: off)")
-			fs.Int64("seed", d.Seed, "sampling seed (0: random)")
-			fs.StringSlice("stop", d.Stop, "stop strings (repeat or comma-separate)")
-			fs.Bool("json", d.JSON, `print {"ids":[new ids],"text":"..."} instead of streaming text`)
-			fs.String("ort-lib", d.ORTLib, "ONNX Runtime shared library (env MEDASSIST_ORT_LIB; default .cache/native/lib/libonnxruntime.so)")
-			fs.String("device", d.Device, "onnx device: auto, cpu or cuda")
-			fs.Int("threads", d.Threads, "onnx intra-op threads (0: one per core)")
-			fs.Bool("allow-spinning", d.Spin, "let ONNX Runtime's threads spin while waiting for work (its default; --allow-spinning=false on a busy machine)")
-			fs.String("backend", d.Backend, `gomlx backend: "go" (pure Go, CPU) or "xla:/abs/path/pjrt_plugin.so"`)
-		},
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"generate takes no positional arguments: pass the text with --prompt"}
-			}
-			cfg := defaultGenerateConfig()
-			if err := env.loadConfig(&cfg, "generate"); err != nil {
-				return err
-			}
+		flags:   structFlags(defaultGenerateConfig()),
+		run: flagsOnly("generate", ": pass the text with --prompt", defaultGenerateConfig, func(ctx context.Context, env *cmdEnv, cfg generateConfig) error {
 			return runGenerate(ctx, cfg, env.log, env.stdout)
-		},
+		}),
 	})
 }
 
@@ -177,7 +143,7 @@ func openGenerator(cfg generateConfig, log *slog.Logger) (gen generation.Generat
 	kind = model.ResolveEngine(cfg.Engine, cfg.Model)
 	switch kind {
 	case model.EngineONNX:
-		e, err := engine.Open(engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads, AllowSpinning: cfg.Spin}, log)
+		e, err := engine.Open(cfg.ORT.engineConfig(cfg.Model), log)
 		if err != nil {
 			return nil, kind, nil, err
 		}

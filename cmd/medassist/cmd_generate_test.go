@@ -63,7 +63,7 @@ func TestGenerateRawJSONMatchesTransformers(t *testing.T) {
 	dir := exportedStories(t)
 	prompt, ids, text := goldenStories(t)
 	cfg := defaultGenerateConfig()
-	cfg.Model, cfg.Engine, cfg.Prompt, cfg.Raw, cfg.MaxNewTokens, cfg.JSON, cfg.Device = dir, model.EngineONNX, prompt, true, len(ids), true, engine.DeviceCPU
+	cfg.Model, cfg.Engine, cfg.Prompt, cfg.Raw, cfg.MaxNewTokens, cfg.JSON, cfg.ORT.Device = dir, model.EngineONNX, prompt, true, len(ids), true, engine.DeviceCPU
 	var out bytes.Buffer
 	if err := runGenerate(context.Background(), cfg, genTestLog, &out); err != nil {
 		t.Fatal(err)
@@ -81,7 +81,7 @@ func TestGenerateStreamsAndStops(t *testing.T) {
 	dir := exportedStories(t)
 	prompt, _, text := goldenStories(t)
 	cfg := defaultGenerateConfig()
-	cfg.Model, cfg.Prompt, cfg.Raw, cfg.MaxNewTokens, cfg.Device = dir, prompt, true, 60, engine.DeviceCPU
+	cfg.Model, cfg.Prompt, cfg.Raw, cfg.MaxNewTokens, cfg.ORT.Device = dir, prompt, true, 60, engine.DeviceCPU
 
 	var streamed bytes.Buffer
 	if err := runGenerate(context.Background(), cfg, genTestLog, &streamed); err != nil {
@@ -106,7 +106,7 @@ func TestGenerateStreamsAndStops(t *testing.T) {
 func TestGenerateChatTemplate(t *testing.T) {
 	dir := exportedStories(t)
 	cfg := defaultGenerateConfig()
-	cfg.Model, cfg.Prompt, cfg.MaxNewTokens, cfg.JSON, cfg.Device = dir, "What is a fever? </s>", 8, true, engine.DeviceCPU
+	cfg.Model, cfg.Prompt, cfg.MaxNewTokens, cfg.JSON, cfg.ORT.Device = dir, "What is a fever? </s>", 8, true, engine.DeviceCPU
 	var out bytes.Buffer
 	if err := runGenerate(context.Background(), cfg, genTestLog, &out); err != nil {
 		t.Fatal(err)
@@ -139,7 +139,7 @@ func TestGenerateChatTemplate(t *testing.T) {
 func TestBenchReport(t *testing.T) {
 	dir := exportedStories(t)
 	cfg := defaultBenchConfig()
-	cfg.Model, cfg.PromptTokens, cfg.NewTokens, cfg.Runs, cfg.Device = dir, 32, 8, 1, engine.DeviceCPU
+	cfg.Model, cfg.PromptTokens, cfg.NewTokens, cfg.Runs, cfg.ORT.Device = dir, 32, 8, 1, engine.DeviceCPU
 	rep, err := runBench(context.Background(), cfg, &cmdEnv{log: genTestLog})
 	if err != nil {
 		t.Fatal(err)

@@ -8,20 +8,18 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/medassist/medassist/internal/config"
 	"github.com/medassist/medassist/model"
 )
 
 // initConfig is the configuration of `medassist init`.
 type initConfig struct {
-	FromConfig   string `koanf:"from-config"`
-	Random       bool   `koanf:"random"`
-	Seed         int64  `koanf:"seed"`
-	Out          string `koanf:"out"`
-	DType        string `koanf:"dtype"`
-	MaxShardSize string `koanf:"max-shard-size"`
+	FromConfig   string `koanf:"from-config" help:"model dir whose config.json gives the shapes; its tokenizer and generation files are copied"`
+	Random       bool   `koanf:"random" help:"random weights: normal(0, initializer_range), norms = 1 (required)"`
+	Seed         int64  `koanf:"seed" help:"random seed; the same seed writes the same bytes"`
+	Out          string `koanf:"out" help:"output model dir"`
+	DType        string `koanf:"dtype" help:"weight type: float32, float16 or bfloat16"`
+	MaxShardSize string `koanf:"max-shard-size" help:"largest weights file before sharding, as in Hugging Face (2GB = 2·10⁹ bytes, 2GiB = 2³¹; 0: never shard)"`
 }
 
 func defaultInitConfig() initConfig {
@@ -47,25 +45,10 @@ func init() {
 		name:    "init",
 		summary: "create an HF-layout model with seeded random weights from a config.json (tests, benchmarks)",
 		usage:   "--from-config DIR --random --seed S --out DIR",
-		flags: func(fs *pflag.FlagSet) {
-			d := defaultInitConfig()
-			fs.String("from-config", d.FromConfig, "model dir whose config.json gives the shapes; its tokenizer and generation files are copied")
-			fs.Bool("random", d.Random, "random weights: normal(0, initializer_range), norms = 1 (required)")
-			fs.Int64("seed", d.Seed, "random seed; the same seed writes the same bytes")
-			fs.String("out", d.Out, "output model dir")
-			fs.String("dtype", d.DType, "weight type: float32, float16 or bfloat16")
-			fs.String("max-shard-size", d.MaxShardSize, "largest weights file before sharding, as in Hugging Face (2GB = 2·10⁹ bytes, 2GiB = 2³¹; 0: never shard)")
-		},
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"init takes no positional arguments"}
-			}
-			cfg := defaultInitConfig()
-			if err := env.loadConfig(&cfg, "init"); err != nil {
-				return err
-			}
+		flags:   structFlags(defaultInitConfig()),
+		run: flagsOnly("init", "", defaultInitConfig, func(ctx context.Context, env *cmdEnv, cfg initConfig) error {
 			return runInit(ctx, cfg, env)
-		},
+		}),
 	})
 }
 

@@ -37,19 +37,12 @@ func init() {
 			fs.String("adapter", "", "LoRA adapter dir in PEFT format (written by medassist train or by HF PEFT)")
 			fs.String("out", "", "output model dir: merged weights in the base's dtype, config and tokenizer files copied")
 		},
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"merge takes no positional arguments"}
-			}
-			var cfg mergeConfig
-			if err := env.loadConfig(&cfg, "merge"); err != nil {
-				return err
-			}
+		run: flagsOnly("merge", "", zero[mergeConfig], func(ctx context.Context, env *cmdEnv, cfg mergeConfig) error {
 			if err := merge.Merge(cfg.Base, cfg.Adapter, cfg.Out, env.log); err != nil {
 				return err
 			}
 			fmt.Fprintln(env.stdout, cfg.Out)
 			return nil
-		},
+		}),
 	})
 }

@@ -37,14 +37,7 @@ func init() {
 			fs.String("system-prompt", d.SystemPrompt, "system prompt (default: the built-in medical assistant prompt)")
 			fs.Bool("log-content", d.LogContent, "log message contents (off by default: they may be health data)")
 		},
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"serve takes no positional arguments"}
-			}
-			cfg := serve.DefaultConfig()
-			if err := env.loadConfig(&cfg, "serve"); err != nil {
-				return err
-			}
+		run: flagsOnly("serve", "", serve.DefaultConfig, func(ctx context.Context, env *cmdEnv, cfg serve.Config) error {
 			log := env.log
 			srv, err := serve.New(cfg, log)
 			if err != nil {
@@ -53,6 +46,6 @@ func init() {
 			return srv.Run(ctx, func(ctx context.Context) (*serve.Backend, error) {
 				return serve.OpenBackend(ctx, cfg, log)
 			})
-		},
+		}),
 	})
 }

@@ -36,14 +36,7 @@ func init() {
 			fs.String("model", "", "model dir holding tokenizer.json (and tokenizer_config.json)")
 			fs.Bool("no-special", false, "encode with add_special_tokens=false (no BOS)")
 		},
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"tokenize takes no positional arguments: pass strings on stdin, one JSON string per line"}
-			}
-			var cfg tokenizeConfig
-			if err := env.loadConfig(&cfg, "tokenize"); err != nil {
-				return err
-			}
+		run: flagsOnly("tokenize", ": pass strings on stdin, one JSON string per line", zero[tokenizeConfig], func(ctx context.Context, env *cmdEnv, cfg tokenizeConfig) error {
 			tok, err := tokenizer.Load(cfg.Model)
 			if err != nil {
 				return err
@@ -52,7 +45,7 @@ func init() {
 			n, err := tokenizeLines(ctx, tok, !cfg.NoSpecial, env.stdin, env.stdout)
 			env.log.Debug("tokenize done", "lines", n)
 			return err
-		},
+		}),
 	})
 }
 

@@ -18,12 +18,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/knadh/koanf/providers/confmap"
-	"github.com/knadh/koanf/providers/posflag"
-	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/medassist/medassist/eval"
 	"github.com/medassist/medassist/internal/config"
 	"github.com/medassist/medassist/model"
 	"github.com/medassist/medassist/tokenizer"
@@ -74,7 +72,7 @@ var trainFlagHelp = map[string]string{
 	"checkpoint-every": "optimizer steps between checkpoints (0: at epoch ends only)",
 	"keep-checkpoints": "newest checkpoints kept on disk",
 	"backend":          `GoMLX backend: "go" (pure Go, CPU) or "xla:/abs/path/to/pjrt_plugin.so" (e.g. CUDA)`,
-	"sweep":            "YAML file with several configurations (defaults + named variants); runs go to OUT/runs/NAME, results to OUT/experiment_results.csv",
+	"sweep":            "YAML file with several configurations (defaults + named variants, keys as flags, no base/data/out): they sit just above the flag defaults, so --config, MEDASSIST_* and flags override them; runs go to OUT/runs/NAME, results to OUT/experiment_results.csv",
 	"data":             "flashcard file: JSON array, JSON Lines or Parquet with fields instruction, input (question), output (answer)",
 	"max-length":       "tokens per example, prompt included; longer examples lose the question's tail first",
 	"max-examples":     "use a seeded random subset of this many examples (0: all)",
@@ -88,15 +86,8 @@ func init() {
 		name:    "train",
 		summary: "LoRA fine-tuning (GoMLX): prepare data, train with checkpoints, merge; --sweep compares configurations",
 		usage:   "--base DIR --data FILE --out DIR",
-		flags:   func(fs *pflag.FlagSet) { defineStructFlags(fs, reflect.ValueOf(defaultTrainOptions())) },
-		run: func(ctx context.Context, env *cmdEnv, args []string) error {
-			if len(args) > 0 {
-				return usageError{"train takes no positional arguments"}
-			}
-			opts := defaultTrainOptions()
-			if err := env.loadConfig(&opts, "train"); err != nil {
-				return err
-			}
+		flags:   structFlags(defaultTrainOptions(), "base", "data", "out", "sweep"),
+		run: flagsOnly("train", "", defaultTrainOptions, func(ctx context.Context, env *cmdEnv, opts trainOptions) error {
 			if opts.Sweep != "" {
 				return runSweep(ctx, opts, env)
 			}
@@ -106,90 +97,8 @@ func init() {
 			}
 			printSummary(env.stdout, opts.Train.Out, sum)
 			return nil
-		},
+		}),
 	})
-}
-
-// ---- flags from config structs -------------------------------------------------------------
-
-// configField is one koanf key of a (flattened) config struct.
-type configField struct {
-	Key   string
-	Index []int // reflect field index path from the top struct
-	Help  string
-	Type  reflect.Type
-}
-
-// configFields lists the koanf keys of a struct type in declaration order, flattening squashed
-// structs; a key seen twice (a seed shared by two sections) is listed once.
-func configFields(t reflect.Type) []configField {
-	var out []configField
-	seen := map[string]bool{}
-	var walk func(t reflect.Type, index []int)
-	walk = func(t reflect.Type, index []int) {
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag := f.Tag.Get("koanf")
-			idx := append(slices.Clone(index), i)
-			name, opts, _ := strings.Cut(tag, ",")
-			if opts == "squash" && f.Type.Kind() == reflect.Struct {
-				walk(f.Type, idx)
-				continue
-			}
-			if name == "" || name == "-" || !f.IsExported() || seen[name] {
-				continue
-			}
-			seen[name] = true
-			help := f.Tag.Get("help")
-			if help == "" {
-				help = trainFlagHelp[name]
-			}
-			out = append(out, configField{Key: name, Index: idx, Help: help, Type: f.Type})
-		}
-	}
-	walk(t, nil)
-	return out
-}
-
-var durationType = reflect.TypeOf(time.Duration(0))
-
-// defineStructFlags declares one flag per koanf key of v's struct type, with v's values as defaults.
-// The flags listed first in the help, in this order.
-var leadingFlags = []string{"base", "data", "out", "sweep"}
-
-func defineStructFlags(fs *pflag.FlagSet, v reflect.Value) {
-	fields := configFields(v.Type())
-	rank := func(k string) int {
-		if i := slices.Index(leadingFlags, k); i >= 0 {
-			return i
-		}
-		return len(leadingFlags)
-	}
-	slices.SortStableFunc(fields, func(a, b configField) int { return rank(a.Key) - rank(b.Key) })
-	for _, f := range fields {
-		if fs.Lookup(f.Key) != nil {
-			continue
-		}
-		def := v.FieldByIndex(f.Index)
-		switch {
-		case f.Type == durationType:
-			fs.Duration(f.Key, time.Duration(def.Int()), f.Help)
-		case f.Type.Kind() == reflect.String:
-			fs.String(f.Key, def.String(), f.Help)
-		case f.Type.Kind() == reflect.Bool:
-			fs.Bool(f.Key, def.Bool(), f.Help)
-		case f.Type.Kind() == reflect.Int:
-			fs.Int(f.Key, int(def.Int()), f.Help)
-		case f.Type.Kind() == reflect.Int64:
-			fs.Int64(f.Key, def.Int(), f.Help)
-		case f.Type.Kind() == reflect.Float64:
-			fs.Float64(f.Key, def.Float(), f.Help)
-		case f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.String:
-			fs.StringSlice(f.Key, def.Interface().([]string), f.Help+" (comma-separated)")
-		default:
-			panic(fmt.Sprintf("train: config field %s has type %s, which has no flag kind; add it to defineStructFlags", f.Key, f.Type))
-		}
-	}
 }
 
 // formatValue writes a config value as a CSV cell.
@@ -211,23 +120,6 @@ func formatValue(v reflect.Value) string {
 
 // ---- one training run -----------------------------------------------------------------------
 
-// runSummary is what a finished run reports; a sweep keeps it as OUT/runs/NAME/summary.json so
-// that a re-run skips finished runs.
-type runSummary struct {
-	BaseValPPL    float64   `json:"base_val_ppl"`
-	EpochValPPL   []float64 `json:"epoch_val_ppl"`
-	BestValPPL    float64   `json:"best_val_ppl"`
-	WallSeconds   float64   `json:"wall_seconds"`
-	TokensPerSec  float64   `json:"tokens_per_second"`
-	TrainExamples int       `json:"train_examples"`
-	ValExamples   int       `json:"val_examples"`
-	// Config is the run's configuration (keys as flags), to tell a finished run of another configuration.
-	Config map[string]string `json:"config"`
-}
-
-// summaryFile marks a finished run inside its output dir.
-const summaryFile = "summary.json"
-
 // Output layout of a training run (the train command's contract).
 const (
 	adapterDirName = train.AdapterDir
@@ -236,20 +128,20 @@ const (
 
 // trainOne prepares the data, trains (train.Run resumes from OUT/checkpoints), and merges the
 // best adapter into OUT/merged.
-func trainOne(ctx context.Context, opts trainOptions, log *slog.Logger) (runSummary, error) {
+func trainOne(ctx context.Context, opts trainOptions, log *slog.Logger) (eval.TrainSummary, error) {
 	ds, err := prepareData(opts, log)
 	if err != nil {
-		return runSummary{}, err
+		return eval.TrainSummary{}, err
 	}
 	sum, err := runTraining(ctx, opts, ds, log)
 	if err != nil {
-		return runSummary{}, err
+		return eval.TrainSummary{}, err
 	}
 	out := opts.Train.Out
 	if err := merge.Merge(opts.Train.Base, filepath.Join(out, adapterDirName), filepath.Join(out, mergedDirName), log); err != nil {
-		return runSummary{}, err
+		return eval.TrainSummary{}, err
 	}
-	return sum, writeJSON(filepath.Join(out, summaryFile), sum)
+	return sum, writeJSON(filepath.Join(out, eval.TrainSummaryFile), sum)
 }
 
 // prepareData loads the base's tokenizer and chat template and prepares opts.Data.
@@ -267,12 +159,16 @@ func prepareData(opts trainOptions, log *slog.Logger) (*data.Dataset, error) {
 }
 
 // runTraining runs train.Run into opts.Train.Out and reads off its summary.
-func runTraining(ctx context.Context, opts trainOptions, ds *data.Dataset, log *slog.Logger) (runSummary, error) {
+func runTraining(ctx context.Context, opts trainOptions, ds *data.Dataset, log *slog.Logger) (eval.TrainSummary, error) {
 	res, err := train.Run(ctx, opts.Train, ds, log)
 	if err != nil {
-		return runSummary{}, err
+		return eval.TrainSummary{}, err
 	}
-	return runSummary{
+	dataSum, err := data.FileSHA256(opts.Data.Path)
+	if err != nil {
+		return eval.TrainSummary{}, err
+	}
+	return eval.TrainSummary{
 		BaseValPPL:    res.BaseValPerplexity,
 		EpochValPPL:   res.ValPerplexity,
 		BestValPPL:    res.BestPerplexity,
@@ -280,6 +176,8 @@ func runTraining(ctx context.Context, opts trainOptions, ds *data.Dataset, log *
 		TokensPerSec:  res.TokensPerSecond,
 		TrainExamples: len(ds.Train),
 		ValExamples:   len(ds.Val),
+		Split:         &opts.Data.Split,
+		DataSHA256:    dataSum,
 		Config:        configValues(opts),
 	}, nil
 }
@@ -299,7 +197,7 @@ func configValues(opts trainOptions) map[string]string {
 // placementKey reports keys that say where outputs go rather than what is trained.
 func placementKey(k string) bool { return k == "out" || k == "sweep" }
 
-func printSummary(w io.Writer, out string, s runSummary) {
+func printSummary(w io.Writer, out string, s eval.TrainSummary) {
 	change := 100 * (s.BestValPPL - s.BaseValPPL) / s.BaseValPPL
 	fmt.Fprintf(w, "validation perplexity (answer tokens, %d examples): base %.2f → fine-tuned %.2f (%+.1f%%)\n",
 		s.ValExamples, s.BaseValPPL, s.BestValPPL, change)
@@ -328,15 +226,6 @@ func writeJSON(path string, v any) error {
 	return os.Rename(tmp, path)
 }
 
-func readSummary(dir string) (runSummary, bool) {
-	var s runSummary
-	b, err := os.ReadFile(filepath.Join(dir, summaryFile))
-	if err != nil || json.Unmarshal(b, &s) != nil {
-		return s, false
-	}
-	return s, true
-}
-
 // ---- sweeps ---------------------------------------------------------------------------------
 
 // sweepFile is a sweep YAML: defaults apply to every variant, each variant overrides some keys
@@ -361,9 +250,12 @@ const (
 	bestFileName    = "best.txt"
 )
 
-// loadSweep reads a sweep file and resolves each variant: command configuration (flag defaults
-// < --config < environment) < the sweep's defaults < the variant < flags given on the command line.
-func loadSweep(path string, opts trainOptions, fs *pflag.FlagSet) ([]sweepVariant, error) {
+// loadSweep reads a sweep file and resolves each variant into out/runs/NAME. The sweep's values
+// are the variant's own defaults, so a variant's configuration is, each layer overriding the ones
+// before it: flag defaults < the sweep's defaults < the variant's values < the --config file
+// (configPath) < MEDASSIST_* environment < flags given on the command line (fs). A key that a layer
+// above the sweep sets, and that the variants vary, makes them alike: that is logged as a warning.
+func loadSweep(path, out, configPath string, fs *pflag.FlagSet, log *slog.Logger) ([]sweepVariant, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("sweep: %w", err)
@@ -378,13 +270,17 @@ func loadSweep(path string, opts trainOptions, fs *pflag.FlagSet) ([]sweepVarian
 		return nil, fmt.Errorf("sweep %s: no variants", path)
 	}
 	fields := map[string]configField{}
-	for _, f := range configFields(reflect.TypeOf(opts)) {
+	for _, f := range configFields(reflect.TypeOf(trainOptions{})) {
 		fields[f.Key] = f
 	}
 	if err := checkSweepKeys(sf.Defaults, fields, "defaults"); err != nil {
 		return nil, fmt.Errorf("sweep %s: %w", path, err)
 	}
-	var out []sweepVariant
+	given, err := config.Explicit("train", configPath, fs)
+	if err != nil {
+		return nil, err
+	}
+	var variants []sweepVariant
 	names := map[string]bool{}
 	for i, v := range sf.Variants {
 		name, _ := v["name"].(string)
@@ -397,18 +293,23 @@ func loadSweep(path string, opts trainOptions, fs *pflag.FlagSet) ([]sweepVarian
 		if err := checkSweepKeys(over, fields, "variant "+name); err != nil {
 			return nil, fmt.Errorf("sweep %s: %w", path, err)
 		}
-		vo, err := resolveVariant(opts, fields, sf.Defaults, over, fs)
-		if err != nil {
+		for k := range over {
+			if given[k] && log != nil {
+				log.Warn("a setting given outside the sweep overrides the variant's own value", "sweep", path, "variant", name, "key", k)
+			}
+		}
+		vo := defaultTrainOptions()
+		if err := config.Decode(&vo, "train", configPath, fs, splitLists(sf.Defaults, fields), splitLists(over, fields)); err != nil {
 			return nil, fmt.Errorf("sweep %s: variant %s: %w", path, name, err)
 		}
 		vo.Sweep = ""
-		vo.Train.Out = filepath.Join(opts.Train.Out, runsDirName, name)
+		vo.Train.Out = filepath.Join(out, runsDirName, name)
 		if err := vo.Validate(); err != nil {
 			return nil, fmt.Errorf("sweep %s: variant %s: invalid configuration: %w", path, name, err)
 		}
-		out = append(out, sweepVariant{Name: name, Opts: vo})
+		variants = append(variants, sweepVariant{Name: name, Opts: vo})
 	}
-	return out, nil
+	return variants, nil
 }
 
 func maps(m map[string]any) map[string]any {
@@ -420,7 +321,7 @@ func maps(m map[string]any) map[string]any {
 }
 
 // checkSweepKeys rejects keys that are not train flags (typos would silently do nothing) and the
-// keys a sweep decides itself.
+// keys a sweep does not decide: where runs go, and the base model and data (--base and --data).
 func checkSweepKeys(m map[string]any, fields map[string]configField, where string) error {
 	var errs []error
 	for k := range m {
@@ -428,51 +329,15 @@ func checkSweepKeys(m map[string]any, fields map[string]configField, where strin
 			errs = append(errs, fmt.Errorf("%s: unknown key %q (keys are `medassist train` flag names)", where, k))
 		} else if placementKey(k) {
 			errs = append(errs, fmt.Errorf("%s: %q cannot be set in a sweep (each run goes to OUT/runs/NAME)", where, k))
+		} else if inputKey(k) {
+			errs = append(errs, fmt.Errorf("%s: %q cannot be set in a sweep (give it with --%s)", where, k, k))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// resolveVariant applies defaults, then the variant's overrides, then the flags changed on the
-// command line, to a copy of opts.
-func resolveVariant(opts trainOptions, fields map[string]configField, defaults, over map[string]any, fs *pflag.FlagSet) (trainOptions, error) {
-	k := koanf.New(".")
-	for _, m := range []map[string]any{defaults, over} {
-		if err := k.Load(confmap.Provider(splitLists(m, fields), ""), nil); err != nil {
-			return opts, err
-		}
-	}
-	if fs != nil {
-		changed := posflag.ProviderWithFlag(fs, ".", nil, func(f *pflag.Flag) (string, any) {
-			if !f.Changed || f.Name == "config" || f.Name == "sweep" {
-				return "", nil
-			}
-			return f.Name, posflag.FlagVal(fs, f)
-		})
-		if err := k.Load(changed, nil); err != nil {
-			return opts, err
-		}
-	}
-	out := cloneSlices(opts)
-	if err := k.UnmarshalWithConf("", &out, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
-		return opts, err
-	}
-	return out, nil
-}
-
-// cloneSlices copies opts with fresh slice fields: decoding writes into a slice's backing array,
-// which a copied struct shares with the original.
-func cloneSlices(opts trainOptions) trainOptions {
-	v := reflect.ValueOf(&opts).Elem()
-	for _, f := range configFields(v.Type()) {
-		if fv := v.FieldByIndex(f.Index); fv.Kind() == reflect.Slice && !fv.IsNil() {
-			c := reflect.MakeSlice(fv.Type(), fv.Len(), fv.Len())
-			reflect.Copy(c, fv)
-			fv.Set(c)
-		}
-	}
-	return opts
-}
+// inputKey reports the keys that name a sweep's inputs, which the command line gives.
+func inputKey(k string) bool { return k == "base" || k == "data" }
 
 // splitLists turns "a,b" into a list for list-valued keys, as the flag would.
 func splitLists(m map[string]any, fields map[string]configField) map[string]any {
@@ -494,7 +359,7 @@ func splitLists(m map[string]any, fields map[string]configField) map[string]any 
 type sweepResult struct {
 	Name    string
 	Opts    trainOptions
-	Summary runSummary
+	Summary eval.TrainSummary
 }
 
 // runSweep trains every variant into OUT/runs/NAME (finished runs are skipped, interrupted ones
@@ -502,7 +367,7 @@ type sweepResult struct {
 // lowest best validation perplexity in OUT/best.txt, copies its adapter to OUT/adapter and merges it
 // into OUT/merged.
 func runSweep(ctx context.Context, opts trainOptions, env *cmdEnv) error {
-	variants, err := loadSweep(opts.Sweep, opts, env.fs)
+	variants, err := loadSweep(opts.Sweep, opts.Train.Out, env.config, env.fs, env.log)
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -517,8 +382,13 @@ func runSweep(ctx context.Context, opts trainOptions, env *cmdEnv) error {
 			return err
 		}
 		log := env.log.With("variant", v.Name)
-		sum, done := readSummary(v.Opts.Train.Out)
+		prev, done, err := eval.ReadTrainSummary(v.Opts.Train.Out)
+		if err != nil {
+			return fmt.Errorf("variant %s: %w", v.Name, err)
+		}
+		var sum eval.TrainSummary
 		if done {
+			sum = *prev
 			if diff := diffConfig(sum.Config, configValues(v.Opts)); diff != "" {
 				return fmt.Errorf("variant %s: %s holds a finished run of another configuration (%s); remove that dir or rename the variant",
 					v.Name, v.Opts.Train.Out, diff)
@@ -537,7 +407,7 @@ func runSweep(ctx context.Context, opts trainOptions, env *cmdEnv) error {
 			if sum, err = runTraining(ctx, v.Opts, ds, log); err != nil {
 				return fmt.Errorf("variant %s: %w", v.Name, err)
 			}
-			if err := writeJSON(filepath.Join(v.Opts.Train.Out, summaryFile), sum); err != nil {
+			if err := writeJSON(filepath.Join(v.Opts.Train.Out, eval.TrainSummaryFile), sum); err != nil {
 				return err
 			}
 		}

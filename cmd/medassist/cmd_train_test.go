@@ -10,8 +10,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
+	"github.com/medassist/medassist/eval"
+	"github.com/medassist/medassist/internal/config"
 	"github.com/medassist/medassist/internal/testutil"
 	"github.com/medassist/medassist/model"
+	"github.com/medassist/medassist/train"
+	"github.com/medassist/medassist/train/data"
 )
 
 // tinyTrainModel writes a tiny random Llama (2 layers, hidden 32) with stories260K's tokenizer and
@@ -111,6 +117,17 @@ func TestTrainSweep(t *testing.T) {
 		}
 	}
 	t.Logf("best validation perplexity: still %.3f, learns %.3f", ppl["still"], ppl["learns"])
+	// Each run's summary carries its split, typed, for eval.
+	sum, ok, err := eval.ReadTrainSummary(filepath.Join(out, runsDirName, "learns"))
+	if err != nil || !ok || sum.Split == nil {
+		t.Fatalf("summary of learns: %+v, %v, %v", sum, ok, err)
+	}
+	if want := (data.Split{MaxLength: 128, MaxExamples: 20, ValFraction: 0.1, Seed: 3}); *sum.Split != want {
+		t.Errorf("recorded split %+v, want %+v", *sum.Split, want)
+	}
+	if want, _ := data.FileSHA256(cards); sum.DataSHA256 != want || want == "" {
+		t.Errorf("recorded data sha256 %q, want %q", sum.DataSHA256, want)
+	}
 	if !(ppl["learns"] < ppl["still"]) {
 		t.Fatalf("learns (%.3f) should beat still (%.3f)", ppl["learns"], ppl["still"])
 	}
@@ -138,21 +155,26 @@ func TestTrainSweep(t *testing.T) {
 }
 
 // TestSweepAssets resolves the sweeps shipped in assets/sweeps: every key is a train flag and every
-// variant validates.
+// variant validates; base and data come from the command line.
 func TestSweepAssets(t *testing.T) {
 	paths, _ := filepath.Glob(filepath.Join(testutil.RepoRoot(), "assets", "sweeps", "*.yaml"))
 	if len(paths) < 2 {
 		t.Fatalf("found %d sweep files", len(paths))
 	}
+	fs := newFlagSet(commands["train"])
+	if err := fs.Parse([]string{"--base", "base-from-command-line", "--data", "data-from-command-line"}); err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range paths {
-		opts := defaultTrainOptions()
-		opts.Train.Base, opts.Train.Out = "base-from-command-line", t.TempDir()
-		vs, err := loadSweep(p, opts, nil)
+		vs, err := loadSweep(p, t.TempDir(), "", fs, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
 		for _, v := range vs {
 			o := v.Opts
+			if o.Train.Base != "base-from-command-line" || o.Data.Path != "data-from-command-line" {
+				t.Errorf("%s/%s: base %q, data %q: want the command line's", filepath.Base(p), v.Name, o.Train.Base, o.Data.Path)
+			}
 			if filepath.Base(p) == "quick.yaml" { // the smoke run is deliberately smaller than the seed job
 				continue
 			}
@@ -164,49 +186,126 @@ func TestSweepAssets(t *testing.T) {
 	}
 }
 
-// TestLoadSweepPrecedence: sweep defaults < variant < flags given on the command line; unknown
-// keys and reserved keys are refused.
-func TestLoadSweepPrecedence(t *testing.T) {
+// TestConfigPrecedence is the one precedence order, over every layer a train variant has: flag
+// defaults < the sweep's defaults < the variant < --config < MEDASSIST_* < flags. Each case sets lr in
+// some layers (each layer its own value); the highest layer's value must win.
+func TestConfigPrecedence(t *testing.T) {
+	value := map[string]string{"sweep": "0.01", "variant": "0.02", "file": "0.03", "env": "0.04", "flag": "0.05"}
+	for _, tc := range []struct {
+		layers []string
+		want   float64
+	}{
+		{nil, train.DefaultConfig().LR},
+		{[]string{"sweep"}, 0.01},
+		{[]string{"sweep", "variant"}, 0.02},
+		{[]string{"sweep", "variant", "file"}, 0.03},
+		{[]string{"variant", "file", "env"}, 0.04},
+		{[]string{"sweep", "env"}, 0.04},
+		{[]string{"sweep", "variant", "file", "env", "flag"}, 0.05},
+		{[]string{"file", "flag"}, 0.05},
+	} {
+		name := strings.Join(tc.layers, "<")
+		if name == "" {
+			name = "defaults"
+		}
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			set := map[string]bool{}
+			for _, l := range tc.layers {
+				set[l] = true
+			}
+			sweep := "defaults: {epochs: 3}\nvariants:\n  - {name: a}\n  - {name: b, rank: 4}\n"
+			if set["sweep"] {
+				sweep = "defaults: {epochs: 3, lr: " + value["sweep"] + "}\nvariants:\n  - {name: a}\n  - {name: b, rank: 4}\n"
+			}
+			if set["variant"] {
+				sweep = strings.Replace(sweep, "{name: a}", "{name: a, lr: "+value["variant"]+"}", 1)
+			}
+			sweepPath, configPath := filepath.Join(dir, "sweep.yaml"), ""
+			writeTestFile(t, sweepPath, sweep)
+			if set["file"] {
+				configPath = filepath.Join(dir, "config.yaml")
+				writeTestFile(t, configPath, "train:\n  lr: "+value["file"]+"\n")
+			}
+			if set["env"] {
+				t.Setenv("MEDASSIST_LR", value["env"])
+			}
+			args := []string{"--base", "b", "--data", "d", "--out", dir}
+			if set["flag"] {
+				args = append(args, "--lr", value["flag"])
+			}
+			fs := newFlagSet(commands["train"])
+			if err := fs.Parse(args); err != nil {
+				t.Fatal(err)
+			}
+			vs, err := loadSweep(sweepPath, dir, configPath, fs, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := vs[0].Opts.Train.LR; got != tc.want {
+				t.Errorf("lr %g, want %g", got, tc.want)
+			}
+			if vs[0].Opts.Train.Epochs != 3 || vs[1].Opts.Train.Rank != 4 || vs[0].Opts.Train.Rank != train.DefaultConfig().Rank {
+				t.Errorf("the sweep's other values: a %+v, b %+v", vs[0].Opts.Train, vs[1].Opts.Train)
+			}
+			// Without a sweep the same layers, less the sweep's, give the same order.
+			if !set["sweep"] && !set["variant"] {
+				opts := defaultTrainOptions()
+				if err := config.Load(&opts, "train", configPath, fs); err != nil {
+					t.Fatal(err)
+				}
+				if opts.Train.LR != tc.want {
+					t.Errorf("train without a sweep: lr %g, want %g", opts.Train.LR, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestLoadSweep: lists split like the flag, each variant goes to OUT/runs/NAME, and unknown,
+// reserved and input keys are refused.
+func TestLoadSweep(t *testing.T) {
 	dir := t.TempDir()
 	write := func(body string) string {
 		p := filepath.Join(dir, "s.yaml")
-		os.WriteFile(p, []byte(body), 0o644)
+		writeTestFile(t, p, body)
 		return p
 	}
 	fs := newFlagSet(commands["train"])
-	if err := fs.Parse([]string{"--epochs", "7"}); err != nil {
+	if err := fs.Parse([]string{"--base", "b", "--data", "d"}); err != nil {
 		t.Fatal(err)
 	}
-	opts := defaultTrainOptions()
-	opts.Train.Base, opts.Train.Out, opts.Data.Path, opts.Train.Epochs = "b", dir, "d", 7
-	vs, err := loadSweep(write("defaults: {lr: 0.01, epochs: 3, rank: 4}\nvariants:\n  - {name: a}\n  - {name: b, lr: 0.02, targets: \"q_proj, v_proj\"}\n"), opts, fs)
+	vs, err := loadSweep(write("defaults: {lr: 0.01}\nvariants:\n  - {name: a}\n  - {name: b, targets: \"q_proj, v_proj\"}\n"), dir, "", fs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a, b := vs[0].Opts, vs[1].Opts
-	if a.Train.LR != 0.01 || b.Train.LR != 0.02 || a.Train.Rank != 4 || b.Train.Rank != 4 {
-		t.Errorf("lr/rank: a %g/%d, b %g/%d", a.Train.LR, a.Train.Rank, b.Train.LR, b.Train.Rank)
-	}
-	if a.Train.Epochs != 7 || b.Train.Epochs != 7 {
-		t.Errorf("--epochs 7 on the command line should win: %d, %d", a.Train.Epochs, b.Train.Epochs)
-	}
 	if !reflect.DeepEqual(b.Train.Targets, []string{"q_proj", "v_proj"}) || len(a.Train.Targets) != 7 {
 		t.Errorf("targets: a %v, b %v", a.Train.Targets, b.Train.Targets)
 	}
-	if b.Train.Out != filepath.Join(dir, runsDirName, "b") {
-		t.Errorf("out %s", b.Train.Out)
+	if b.Train.Out != filepath.Join(dir, runsDirName, "b") || b.Sweep != "" {
+		t.Errorf("out %s, sweep %q", b.Train.Out, b.Sweep)
 	}
 	for body, want := range map[string]string{
-		"variants:\n  - {name: a, rnak: 4}\n":            `unknown key "rnak"`,
-		"variants:\n  - {name: a, out: x}\n":             `"out" cannot be set`,
-		"variants:\n  - {name: a}\n  - {name: a}\n":      "must be unique",
-		"variants:\n  - {name: a, lr: -1}\n":             "lr",
-		"defaults: {lr: 0.1}\n":                          "no variants",
-		"defaults: {lr: 0.1}\nvariant:\n  - {name: a}\n": "expected the keys defaults and variants",
+		"variants:\n  - {name: a, rnak: 4}\n":                   `unknown key "rnak"`,
+		"variants:\n  - {name: a, out: x}\n":                    `"out" cannot be set`,
+		"defaults: {data: x.jsonl}\nvariants:\n  - {name: a}\n": `"data" cannot be set in a sweep (give it with --data)`,
+		"variants:\n  - {name: a, base: m}\n":                   `"base" cannot be set in a sweep`,
+		"variants:\n  - {name: a}\n  - {name: a}\n":             "must be unique",
+		"variants:\n  - {name: a, lr: -1}\n":                    "lr",
+		"defaults: {lr: 0.1}\n":                                 "no variants",
+		"defaults: {lr: 0.1}\nvariant:\n  - {name: a}\n":        "expected the keys defaults and variants",
 	} {
-		if _, err := loadSweep(write(body), opts, nil); err == nil || !strings.Contains(err.Error(), want) {
+		if _, err := loadSweep(write(body), dir, "", fs, nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", body, err, want)
 		}
+	}
+}
+
+func writeTestFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -248,5 +347,17 @@ func TestTrainCommand(t *testing.T) {
 		if bytes.Equal(a, b) == targeted {
 			t.Errorf("%s: changed = %v, want %v", n, !bytes.Equal(a, b), targeted)
 		}
+	}
+}
+
+// TestEveryFlagHasHelp: flags declared from config structs (help tags, or train's help table) all
+// say what they do.
+func TestEveryFlagHasHelp(t *testing.T) {
+	for name, c := range commands {
+		newFlagSet(c).VisitAll(func(f *pflag.Flag) {
+			if strings.TrimSpace(f.Usage) == "" {
+				t.Errorf("medassist %s --%s has no help", name, f.Name)
+			}
+		})
 	}
 }

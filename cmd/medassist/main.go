@@ -49,6 +49,38 @@ func (e *cmdEnv) loadConfig(out any, section string) error {
 	return nil
 }
 
+// explicit returns the configuration keys the user set (--config file, MEDASSIST_*, flags) for
+// the command's section, as opposed to those left at their defaults.
+func (e *cmdEnv) explicit(section string) (map[string]bool, error) {
+	keys, err := config.Explicit(section, e.config, e.fs)
+	if err != nil {
+		return nil, usageError{err.Error()}
+	}
+	return keys, nil
+}
+
+// flagsOnly is the run function of a command that takes only flags: it refuses positional
+// arguments (hint says what to do instead), loads the configuration (defaults from defaults) for the
+// command's section and hands it to run.
+func flagsOnly[T any](name, hint string, defaults func() T, run func(ctx context.Context, env *cmdEnv, cfg T) error) func(context.Context, *cmdEnv, []string) error {
+	return func(ctx context.Context, env *cmdEnv, args []string) error {
+		if len(args) > 0 {
+			return usageError{name + " takes no positional arguments" + hint}
+		}
+		cfg := defaults()
+		if err := env.loadConfig(&cfg, name); err != nil {
+			return err
+		}
+		return run(ctx, env, cfg)
+	}
+}
+
+// zero is the zero value of T, as defaults for flagsOnly.
+func zero[T any]() T {
+	var z T
+	return z
+}
+
 var commands = map[string]*command{}
 
 func register(c *command) {
@@ -158,7 +190,7 @@ func printTopHelp() {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(w, "\nConfiguration: flag defaults < --config YAML < MEDASSIST_* environment < flags.")
+	fmt.Fprintln(w, "\nConfiguration: flag defaults < (train --sweep: the sweep, then the variant) < --config YAML < MEDASSIST_* environment < flags.")
 	fmt.Fprintln(w, "Run 'medassist <command> --help' for a command's flags.")
 }
 

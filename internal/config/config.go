@@ -1,5 +1,12 @@
-// Package config loads a command's typed configuration with koanf:
-// flag defaults < YAML file < MEDASSIST_* environment < flags given on the command line.
+// Package config loads a command's typed configuration with koanf, from these layers, each
+// overriding the ones before it:
+//
+//  1. flag defaults (the values the command's config struct starts with);
+//  2. per-run values a command layers itself (`medassist train --sweep`: the sweep's defaults, then
+//     one variant's values) — the only layer a file other than --config gives;
+//  3. the YAML file given by --config (or MEDASSIST_CONFIG);
+//  4. MEDASSIST_* environment variables;
+//  5. flags given on the command line.
 //
 // Keys are the flag names (kebab-case). In the YAML file they live under a section named after
 // the command (serve:, train:, ...) or at the top level; in the environment a key is upper-cased
@@ -13,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/providers/posflag"
@@ -30,9 +38,62 @@ type Validator interface{ Validate() error }
 var Sections = []string{"pull", "tokenize", "init", "train", "sweep", "merge", "export", "generate", "bench", "eval", "guard", "serve"}
 
 // Load fills out (a pointer to a struct whose koanf tags equal the flag names) for the command
-// named section. path may be empty. out is validated when it implements Validator.
-func Load(out any, section, path string, fs *pflag.FlagSet) error {
+// named section from every layer (see the package comment); below are layer 2's maps, lowest
+// first. path may be empty. out is validated when it implements Validator.
+func Load(out any, section, path string, fs *pflag.FlagSet, below ...map[string]any) error {
+	if err := Decode(out, section, path, fs, below...); err != nil {
+		return err
+	}
+	if v, ok := out.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("invalid configuration: %w", err)
+		}
+	}
+	return nil
+}
+
+// Decode is Load without the validation, for a caller that completes out before checking it.
+func Decode(out any, section, path string, fs *pflag.FlagSet, below ...map[string]any) error {
 	k := koanf.New(".")
+	for _, m := range below {
+		if err := k.Load(confmap.Provider(m, ""), nil); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
+	if err := loadFileAndEnv(k, section, path); err != nil {
+		return err
+	}
+	if fs != nil {
+		// Flags not given on the command line fill only the keys no layer set: they are layer 1.
+		if err := k.Load(posflag.Provider(fs, ".", k), nil); err != nil {
+			return fmt.Errorf("flags: %w", err)
+		}
+	}
+	if err := k.UnmarshalWithConf("", out, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}
+
+// Explicit returns the keys that layers 3 to 5 set for the command named section: the keys the
+// user gave rather than left at their defaults.
+func Explicit(section, path string, fs *pflag.FlagSet) (map[string]bool, error) {
+	k := koanf.New(".")
+	if err := loadFileAndEnv(k, section, path); err != nil {
+		return nil, err
+	}
+	keys := map[string]bool{}
+	for _, key := range k.Keys() {
+		keys[key] = true
+	}
+	if fs != nil {
+		fs.Visit(func(f *pflag.Flag) { keys[f.Name] = true })
+	}
+	return keys, nil
+}
+
+// loadFileAndEnv merges layers 3 (the YAML file at path, when given) and 4 (MEDASSIST_*) into k.
+func loadFileAndEnv(k *koanf.Koanf, section, path string) error {
 	if path != "" {
 		if _, err := os.Stat(path); err != nil {
 			return fmt.Errorf("config file: %w", err)
@@ -64,19 +125,6 @@ func Load(out any, section, path string, fs *pflag.FlagSet) error {
 		},
 	}), nil); err != nil {
 		return fmt.Errorf("environment: %w", err)
-	}
-	if fs != nil {
-		if err := k.Load(posflag.Provider(fs, ".", k), nil); err != nil {
-			return fmt.Errorf("flags: %w", err)
-		}
-	}
-	if err := k.UnmarshalWithConf("", out, koanf.UnmarshalConf{Tag: "koanf"}); err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	if v, ok := out.(Validator); ok {
-		if err := v.Validate(); err != nil {
-			return fmt.Errorf("invalid configuration: %w", err)
-		}
 	}
 	return nil
 }

@@ -56,6 +56,38 @@ func TestPrecedence(t *testing.T) {
 	}
 }
 
+// TestLayers: the layers a command adds itself (below) sit above the flag defaults and under the
+// file, the environment and the flags; Explicit names only the keys of the last three.
+func TestLayers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(path, []byte("serve:\n  addr: ':9000'\n"), 0o644)
+	t.Setenv("MEDASSIST_TEMPERATURE", "0.2")
+	fs := flags()
+	if err := fs.Parse([]string{"--guard.max-chars=5"}); err != nil {
+		t.Fatal(err)
+	}
+	below := []map[string]any{{"addr": ":1", "max-tokens": 10, "temperature": 0.9}, {"max-tokens": 20}}
+	var c testConfig
+	if err := Load(&c, "serve", path, fs, below...); err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":9000" || c.MaxTokens != 20 || c.Temp != 0.2 || c.Guard.MaxChars != 5 {
+		t.Fatalf("got %+v", c)
+	}
+	keys, err := Explicit("serve", path, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"addr", "temperature", "guard.max-chars"} {
+		if !keys[k] {
+			t.Errorf("Explicit lacks %q: %v", k, keys)
+		}
+	}
+	if keys["max-tokens"] {
+		t.Errorf("max-tokens was left to the defaults and the command's own layers: %v", keys)
+	}
+}
+
 func TestDefaultsAndValidation(t *testing.T) {
 	fs := flags()
 	fs.Parse(nil)

@@ -4,7 +4,7 @@
 # package (onnx_check.py), and writes the report to testdata/export/onnx_check.txt.
 #
 # Usage: make build && tools/oracle/onnx_check_all.sh [EXPORT_DIR ...]
-#   e.g. tools/oracle/onnx_check_all.sh /work/cache/tinyllama-onnx-fp32 /work/cache/tinyllama-onnx-int4
+#   e.g. tools/oracle/onnx_check_all.sh out/bench/models/tinyllama-onnx-fp32 out/bench/models/tinyllama-onnx-int4
 # (a TinyLlama-shaped export: medassist init --from-config ../shared/models/tinyllama-1.1b-chat-v1.0
 #  --random --seed 0 --out DIR, then medassist export --model DIR --out DIR-onnx [--quantize ...])
 set -eu

@@ -3,6 +3,8 @@ package data
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,6 +77,21 @@ func DetectFormat(path string) (Format, error) {
 		return FormatJSON, nil
 	}
 	return FormatJSONL, nil
+}
+
+// FileSHA256 is the hex SHA-256 of the file at path: what a training run records of its data, so
+// that an evaluation can tell the same flashcards under another path from other flashcards.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // ReadPairs reads every row of a flashcard file (JSON array, JSON Lines or Parquet with the fields

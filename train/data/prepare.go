@@ -73,17 +73,53 @@ type Dataset struct {
 
 // Config says how to prepare the data; koanf tags are the flag names of `medassist train`.
 type Config struct {
-	Path         string  `koanf:"data"`          // flashcard file: JSON array, JSON Lines or Parquet
-	MaxLength    int     `koanf:"max-length"`    // tokens per example, prompt included
-	MaxExamples  int     `koanf:"max-examples"`  // 0: all; otherwise a seeded random subset of this size
-	ValFraction  float64 `koanf:"val-fraction"`  // share of the examples held out for validation
-	Seed         int64   `koanf:"seed"`          // shuffle and split seed
-	SystemPrompt string  `koanf:"system-prompt"` // system message ("" for none)
+	Path  string `koanf:"data"` // flashcard file: JSON array, JSON Lines or Parquet
+	Split `koanf:",squash"`
+}
+
+// Split is every setting besides the file that decides which examples train and which validate.
+// medassist train records it in its run's summary; medassist eval re-makes the run's validation
+// split from it and refuses to score another.
+type Split struct {
+	MaxLength    int     `koanf:"max-length" json:"max_length"`       // tokens per example, prompt included
+	MaxExamples  int     `koanf:"max-examples" json:"max_examples"`   // 0: all; otherwise a seeded random subset of this size
+	ValFraction  float64 `koanf:"val-fraction" json:"val_fraction"`   // share of the examples held out for validation
+	Seed         int64   `koanf:"seed" json:"seed"`                   // shuffle and split seed
+	SystemPrompt string  `koanf:"system-prompt" json:"system_prompt"` // system message ("" for none)
 }
 
 // DefaultConfig is the configuration of the seed job.
 func DefaultConfig() Config {
-	return Config{MaxLength: 512, ValFraction: 0.1, Seed: 42, SystemPrompt: DefaultSystemPrompt}
+	return Config{Split: DefaultSplit()}
+}
+
+// DefaultSplit is the seed job's split.
+func DefaultSplit() Split {
+	return Split{MaxLength: 512, ValFraction: 0.1, Seed: 42, SystemPrompt: DefaultSystemPrompt}
+}
+
+// SplitDiff is one setting on which two splits differ, named by its `medassist train` flag.
+type SplitDiff struct {
+	Key       string
+	Want, Got any
+}
+
+func (d SplitDiff) String() string { return fmt.Sprintf("%s %v (not %v)", d.Key, d.Want, d.Got) }
+
+// Diff lists the settings where got differs from s, in flag order.
+func (s Split) Diff(got Split) []SplitDiff {
+	var out []SplitDiff
+	add := func(key string, want, g any) {
+		if want != g {
+			out = append(out, SplitDiff{Key: key, Want: want, Got: g})
+		}
+	}
+	add("max-length", s.MaxLength, got.MaxLength)
+	add("max-examples", s.MaxExamples, got.MaxExamples)
+	add("val-fraction", s.ValFraction, got.ValFraction)
+	add("seed", s.Seed, got.Seed)
+	add("system-prompt", s.SystemPrompt, got.SystemPrompt)
+	return out
 }
 
 // Validate checks every field and reports all bad ones.

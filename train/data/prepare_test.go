@@ -230,7 +230,7 @@ func TestPrepareCounts(t *testing.T) {
 		{"What is an aspirin?", "A drug that lowers pain and fever."},
 		{"What is insulin?", "A hormone that lowers blood sugar."},
 	}
-	cfg := Config{Path: writeJSONL(t, pairs), MaxLength: 100, ValFraction: 0.25, Seed: 1}
+	cfg := Config{Path: writeJSONL(t, pairs), Split: Split{MaxLength: 100, ValFraction: 0.25, Seed: 1}}
 	ds, err := Prepare(cfg, tok, tpl, nil)
 	if err != nil {
 		t.Fatal(err)

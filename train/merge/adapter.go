@@ -1,10 +1,8 @@
 package merge
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -64,45 +62,35 @@ func OpenAdapter(dir string, base *model.Config) (*Adapter, error) {
 	return a, nil
 }
 
-// loadAdapterConfig parses adapter_config.json. A target_modules regular expression is resolved
-// against the base model's module names (full match, as PEFT does) into the list of projections it
-// selects. layers is the set of layers the adapter applies to (nil: all).
+// loadAdapterConfig reads adapter_config.json and refuses the keys the merge cannot apply. A
+// target_modules pattern is resolved against the base model's module names (full match, as PEFT
+// does) into the list of projections it selects. layers is the set of layers the adapter applies
+// to (nil: all).
 func loadAdapterConfig(dir string, base *model.Config) (*model.AdapterConfig, string, map[int]bool, error) {
-	path := filepath.Join(dir, model.AdapterConfigFile)
-	b, err := os.ReadFile(path)
+	cfg, err := model.ReadAdapterConfig(dir)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("adapter config: %w", err)
+		return nil, "", nil, err
 	}
-	var raw map[string]any
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return nil, "", nil, fmt.Errorf("adapter config: %s: bad JSON: %w", path, err)
-	}
+	path := filepath.Join(dir, model.AdapterConfigFile)
 	var errs []error
 	for _, k := range unsupportedKeys {
-		if nonEmpty(raw[k]) {
-			errs = append(errs, fmt.Errorf("%s = %v is not supported", k, raw[k]))
+		if v := cfg.Raw(k); nonEmpty(v) {
+			errs = append(errs, fmt.Errorf("%s = %v is not supported", k, v))
 		}
 	}
-	layers, err := layersToTransform(raw["layers_to_transform"], base.NumHiddenLayers)
+	layers, err := layersToTransform(cfg.Raw("layers_to_transform"), base.NumHiddenLayers)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	pattern, _ := raw["target_modules"].(string)
+	pattern := cfg.TargetPattern
 	if pattern != "" {
 		projs, err := resolvePattern(pattern, base, layers)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		raw["target_modules"] = projs
-		if b, err = json.Marshal(raw); err != nil {
-			return nil, "", nil, err
-		}
+		cfg.TargetModules, cfg.TargetPattern = projs, ""
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, "", nil, fmt.Errorf("adapter config: %s: %w", path, err)
-	}
-	cfg := &model.AdapterConfig{}
-	if err := json.Unmarshal(b, cfg); err != nil {
 		return nil, "", nil, fmt.Errorf("adapter config: %s: %w", path, err)
 	}
 	if err := cfg.Validate(); err != nil {

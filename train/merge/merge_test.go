@@ -305,6 +305,28 @@ func TestAdapterErrors(t *testing.T) {
 	})
 }
 
+// TestAdapterUnsupportedKeys: PEFT options the merge cannot apply are refused, each named.
+func TestAdapterUnsupportedKeys(t *testing.T) {
+	cfg, err := model.LoadConfig(goldenDir("base"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeAdapter(t, dir, cfg, model.NewLoraAdapterConfig(2, 4, 0, []model.Projection{model.QProj}, "base"), model.F32, 1)
+	path := filepath.Join(dir, model.AdapterConfigFile)
+	b, _ := os.ReadFile(path)
+	b = bytes.Replace(b, []byte(`"peft_type"`), []byte(`"use_dora": true, "rank_pattern": {"q_proj": 4}, "peft_type"`), 1)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenAdapter(dir, cfg)
+	for _, want := range []string{"use_dora", "rank_pattern"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not name %s", err, want)
+		}
+	}
+}
+
 func drop(ts []model.Tensor, name string) []model.Tensor {
 	var out []model.Tensor
 	for _, t := range ts {
