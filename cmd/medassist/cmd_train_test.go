@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -147,6 +148,7 @@ func TestSweepAssets(t *testing.T) {
 	for _, p := range paths {
 		opts := defaultTrainOptions()
 		opts.Train.Base, opts.Train.Out = "base-from-command-line", t.TempDir()
+		opts.Data.Path = "data-from-command-line.jsonl" // sweeps without a data key take it from the command line
 		vs, err := loadSweep(p, opts, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
@@ -154,6 +156,12 @@ func TestSweepAssets(t *testing.T) {
 		for _, v := range vs {
 			o := v.Opts
 			if filepath.Base(p) == "quick.yaml" { // the smoke run is deliberately smaller than the seed job
+				continue
+			}
+			if strings.HasSuffix(p, "-cpu.yaml") { // the seed job on a CPU-sized subset: ~1,000 training examples, one epoch
+				if n := o.Data.MaxExamples - int(math.Round(float64(o.Data.MaxExamples)*o.Data.ValFraction)); n != 1000 || o.Train.Epochs != 1 {
+					t.Errorf("%s/%s: %d training examples, %d epochs", filepath.Base(p), v.Name, n, o.Train.Epochs)
+				}
 				continue
 			}
 			if o.Data.MaxExamples != 3000 || o.Data.MaxLength != 512 || o.Train.Epochs != 2 || o.Train.BatchSize != 2 || o.Train.GradAccum != 4 {
