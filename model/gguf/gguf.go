@@ -377,20 +377,28 @@ func (gf *File) Tensor(name string) (TensorInfo, bool) {
 
 // Raw reads a tensor's bytes as stored.
 func (gf *File) Raw(t TensorInfo) ([]byte, error) {
-	b := make([]byte, t.NumBytes())
-	if _, err := gf.f.ReadAt(b, gf.dataStart+int64(t.Offset)); err != nil {
+	return gf.rawInto(t, make([]byte, t.NumBytes()))
+}
+
+// rawInto reads a tensor's bytes into buf (len(buf) == t.NumBytes()).
+func (gf *File) rawInto(t TensorInfo, buf []byte) ([]byte, error) {
+	if _, err := gf.f.ReadAt(buf, gf.dataStart+int64(t.Offset)); err != nil {
 		return nil, fmt.Errorf("gguf %s: read tensor %s: %w", gf.Path, t.Name, err)
 	}
-	return b, nil
+	return buf, nil
 }
 
 // Float32 reads a tensor and dequantizes it to float32, in row-major order of Shape.
 func (gf *File) Float32(t TensorInfo) ([]float32, error) {
-	b, err := gf.Raw(t)
+	return gf.float32Into(t, make([]byte, t.NumBytes()), make([]float32, t.NumElements()))
+}
+
+// float32Into is Float32 with caller-owned buffers of the tensor's exact sizes.
+func (gf *File) float32Into(t TensorInfo, raw []byte, out []float32) ([]float32, error) {
+	b, err := gf.rawInto(t, raw)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]float32, t.NumElements())
 	if err := Dequantize(t.Type, b, out); err != nil {
 		return nil, fmt.Errorf("gguf %s: tensor %s: %w", gf.Path, t.Name, err)
 	}

@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"os"
@@ -72,11 +73,12 @@ func Import(ctx context.Context, path, outDir string, opts Options, log *slog.Lo
 	}
 	log.Info("importing GGUF", "file", path, "out", outDir, "tensors", len(infos), "params", res.Params,
 		"dtype", opts.DType, "tokenizer", v.Model, "pre", v.Pre)
+	buf := newTensorBuffers(src)
 	err = model.WriteModelWeights(outDir, infos, opts.MaxShardBytes, func(name string) ([]byte, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		w, err := gf.hfTensor(src[name])
+		w, err := buf.hfTensor(gf, src[name])
 		if err != nil {
 			return nil, err
 		}
@@ -133,10 +135,27 @@ func (gf *File) planTensors(c *model.Config) (map[string]source, error) {
 	return src, nil
 }
 
-// hfTensor is the dequantized tensor in Hugging Face layout: Q and K projections get their rows
-// back in the order transformers uses (llama.cpp's converter interleaves the rotary halves).
-func (gf *File) hfTensor(s source) ([]float32, error) {
-	w, err := gf.Float32(s.TensorInfo)
+// tensorBuffers are reused for every tensor of an import: the writer has written a tensor's bytes
+// before it asks for the next, so memory stays at one raw and one float32 copy of the largest
+// tensor however many tensors there are.
+type tensorBuffers struct {
+	raw  []byte
+	vals []float32
+}
+
+func newTensorBuffers(src map[string]source) *tensorBuffers {
+	var raw, vals int64
+	for _, s := range src {
+		raw, vals = max(raw, s.NumBytes()), max(vals, s.NumElements())
+	}
+	return &tensorBuffers{raw: make([]byte, raw), vals: make([]float32, vals)}
+}
+
+// hfTensor is the dequantized tensor in Hugging Face layout, valid until the next call: Q and K
+// projections get their rows back in the order transformers uses (llama.cpp's converter
+// interleaves the rotary halves).
+func (b *tensorBuffers) hfTensor(gf *File, s source) ([]float32, error) {
+	w, err := gf.float32Into(s.TensorInfo, b.raw[:s.NumBytes()], b.vals[:s.NumElements()])
 	if err != nil || s.heads == 0 {
 		return w, err
 	}
@@ -162,11 +181,22 @@ func UnpermuteRows(w []float32, heads, cols int) []float32 {
 	return out
 }
 
-// encode returns w as little-endian bytes of type d; float32 on a little-endian host is a view of w
-// (no copy of a tensor that may be hundreds of megabytes).
+// encode returns w as little-endian bytes of type d, in w's own memory (no second copy of a tensor
+// that may be hundreds of megabytes): float32 is a view of w, bfloat16 is written over its front
+// half (element i goes to bytes [2i, 2i+2), which no later element is read from).
 func encode(d model.DType, w []float32) []byte {
-	if d == model.F32 && len(w) > 0 && isLittleEndian() {
-		return unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 4*len(w))
+	if len(w) == 0 || !isLittleEndian() {
+		return model.EncodeFloat32(d, w)
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&w[0])), 4*len(w))
+	switch d {
+	case model.F32:
+		return b
+	case model.BF16:
+		for i, x := range w {
+			binary.LittleEndian.PutUint16(b[2*i:], model.Float32ToBF16(x))
+		}
+		return b[:2*len(w)]
 	}
 	return model.EncodeFloat32(d, w)
 }

@@ -187,3 +187,49 @@ func TestVocabRefusesUnknownTokenizers(t *testing.T) {
 		t.Fatalf("unknown model: %v", err)
 	}
 }
+
+// llamaCppGolden is one line of testdata/gguf/tokenizer.jsonl: llama.cpp's ids for a string under
+// each tokenizer variant (tools/oracle/gguf_tokenizer_golden.py).
+type llamaCppGolden map[string]json.RawMessage
+
+// The rebuilt tokenizers encode as llama.cpp itself does (llama_tokenize with add_special and
+// parse_special, as llama-tokenize runs) on every golden string: SmolLM2's own file, its vocabulary
+// under each other supported pre-tokenizer, and TinyLlama's SentencePiece vocabulary.
+func TestTokenizerMatchesLlamaCpp(t *testing.T) {
+	golden := readJSONL[llamaCppGolden](t, testdata("tokenizer.jsonl"))
+	if len(golden) < 1000 {
+		t.Fatalf("only %d golden strings", len(golden))
+	}
+	smol := readVocab(t, testutil.SmolLM2GGUF(t))
+	variants := map[string]*Vocab{"smollm": smol, "llama-spm": tinyLlamaVocab(t)}
+	for _, pre := range []string{"gpt2", "llama-bpe", "qwen2", "default"} {
+		v := *smol
+		v.Pre = pre
+		variants[pre] = &v
+	}
+	for name, v := range variants {
+		t.Run(name, func(t *testing.T) {
+			tok := loadTokenizer(t, v)
+			bad := 0
+			for _, g := range golden {
+				var text string
+				var want []int
+				if err := json.Unmarshal(g["text"], &text); err != nil {
+					t.Fatal(err)
+				}
+				if err := json.Unmarshal(g[name], &want); err != nil {
+					t.Fatalf("golden has no %s ids: %v", name, err)
+				}
+				if got := tok.Encode(text, true); !slices.Equal(got, want) {
+					if bad++; bad <= 5 {
+						t.Errorf("%q:\n got %v\nwant %v", text, got, want)
+					}
+				}
+			}
+			t.Logf("%s: %d of %d strings equal llama.cpp", name, len(golden)-bad, len(golden))
+			if bad > 0 {
+				t.Fatalf("%d of %d strings differ from llama.cpp", bad, len(golden))
+			}
+		})
+	}
+}
