@@ -1,12 +1,14 @@
 package gguf
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -230,4 +232,19 @@ func patch64(b []byte, off int, v uint64) []byte {
 	out := slices.Clone(b)
 	binary.LittleEndian.PutUint64(out[off:], v)
 	return out
+}
+
+// Import refuses what it cannot convert, before writing anything.
+func TestImportRefusesOtherFiles(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	_, err := Import(context.Background(), testdata("quants.gguf"), out, Options{}, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "tokenizer") {
+		t.Fatalf("a file without a tokenizer: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("output dir created for a refused file: %v", err)
+	}
+	if _, err := Import(context.Background(), testdata("quants.gguf"), out, Options{DType: "F16"}, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "float32 or bfloat16") {
+		t.Fatalf("float16: %v", err)
+	}
 }
