@@ -337,9 +337,12 @@ func (gf *File) checkTensors() error {
 		if !t.Type.Supported() {
 			return fmt.Errorf("tensor %s: type %s is not supported (supported: %s)", t.Name, t.Type, supportedList())
 		}
+		// No supported type stores more than 8 elements per byte (4-bit types store 2), so a tensor
+		// with more elements than 8× the file size cannot fit; this also keeps n from overflowing.
+		maxElems := gf.size * 8
 		n := int64(1)
 		for _, d := range t.Dims {
-			if d == 0 || d > uint64(gf.size)*8 || n > (gf.size*8)/int64(d) {
+			if d == 0 || d > uint64(maxElems) || n > maxElems/int64(d) {
 				return fmt.Errorf("tensor %s: bad dims %v", t.Name, t.Dims)
 			}
 			n *= int64(d)
