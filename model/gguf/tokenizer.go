@@ -121,7 +121,7 @@ const (
 // preFamilies maps tokenizer.ggml.pre values to llama.cpp's pre-tokenizer families.
 var preFamilies = map[string]string{
 	"default": "default",
-	"gpt2":    "gpt2", "gpt-2": "gpt2", "phi-2": "gpt2", "mpt": "gpt2", "olmo": "gpt2",
+	"gpt-2":   "gpt2", "phi-2": "gpt2", "mpt": "gpt2", "olmo": "gpt2",
 	"llama-bpe": "llama3", "llama3": "llama3", "llama-v3": "llama3", "falcon3": "llama3", "pixtral": "llama3",
 	"qwen2": "qwen2", "deepseek-r1-qwen": "qwen2", "stablelm2": "qwen2", "megrez": "qwen2",
 	"smollm": "smollm", "starcoder": "smollm", "refact": "smollm", "codeshell": "smollm",
