@@ -120,6 +120,7 @@ type hfGolden struct {
 	} `json:"tinyllama-1.1b-chat-v1.0"`
 }
 
+// readJSONL reads a JSON Lines file, gunzipped when its name ends in .gz.
 func readJSONL[T any](t testing.TB, path string) []T {
 	t.Helper()
 	f, err := os.Open(path)
@@ -127,8 +128,16 @@ func readJSONL[T any](t testing.TB, path string) []T {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		zr, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = zr
+	}
 	var out []T
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 64<<20)
 	for sc.Scan() {
 		var x T
@@ -188,21 +197,22 @@ func TestVocabRefusesUnknownTokenizers(t *testing.T) {
 	}
 }
 
-// llamaCppGolden is one line of testdata/gguf/tokenizer.jsonl: llama.cpp's ids for a string under
+// llamaCppGolden is one line of testdata/gguf/tokenizer.jsonl.gz: llama.cpp's ids for a string under
 // each tokenizer variant (tools/oracle/gguf_tokenizer_golden.py).
 type llamaCppGolden map[string]json.RawMessage
 
 // The rebuilt tokenizers encode as llama.cpp itself does (llama_tokenize with add_special and
 // parse_special, as llama-tokenize runs) on every golden string: SmolLM2's own file, its vocabulary
-// under each other supported pre-tokenizer, and TinyLlama's SentencePiece vocabulary.
+// under each other supported pre-tokenizer, and TinyLlama's SentencePiece vocabulary. The strings
+// with NUL bytes also check the tokenizer package's NUL handling for byte-level vocabularies.
 func TestTokenizerMatchesLlamaCpp(t *testing.T) {
-	golden := readJSONL[llamaCppGolden](t, testdata("tokenizer.jsonl"))
+	golden := readJSONL[llamaCppGolden](t, testdata("tokenizer.jsonl.gz"))
 	if len(golden) < 1000 {
 		t.Fatalf("only %d golden strings", len(golden))
 	}
 	smol := readVocab(t, testutil.SmolLM2GGUF(t))
 	variants := map[string]*Vocab{"smollm": smol, "llama-spm": tinyLlamaVocab(t)}
-	for _, pre := range []string{"gpt2", "llama-bpe", "qwen2", "default"} {
+	for _, pre := range []string{"gpt-2", "llama-bpe", "qwen2", "default"} {
 		v := *smol
 		v.Pre = pre
 		variants[pre] = &v
@@ -223,6 +233,14 @@ func TestTokenizerMatchesLlamaCpp(t *testing.T) {
 				if got := tok.Encode(text, true); !slices.Equal(got, want) {
 					if bad++; bad <= 5 {
 						t.Errorf("%q:\n got %v\nwant %v", text, got, want)
+					}
+					continue
+				}
+				// NUL bytes come back from decoding (bytes outside the vocabulary, here some control
+				// characters, are dropped by llama.cpp and Hugging Face alike).
+				if back := tok.Decode(want, false); strings.Count(back, "\x00") != strings.Count(text, "\x00") {
+					if bad++; bad <= 5 {
+						t.Errorf("decode %v: %q, want %q", want, back, text)
 					}
 				}
 			}
