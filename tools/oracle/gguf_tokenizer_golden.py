@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Golden token ids from llama.cpp's own tokenizer for the tokenizers `medassist import` rebuilds.
 
-llama.cpp comes from the PyPI sdist of llama-cpp-python (vendor/llama.cpp); build its library and
-the small batch driver beside this script:
+llama.cpp comes from the PyPI sdist of llama-cpp-python (vendor/llama.cpp); build its library (the
+`llama` target only: about 25 minutes on 2 busy cores) and the small batch driver beside this script:
 
     pip download llama-cpp-python==0.3.36 --no-deps --no-binary :all: && tar xzf llama_cpp_python-0.3.36.tar.gz
     cd llama_cpp_python-0.3.36/vendor/llama.cpp
-    cmake -B build -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF && cmake --build build --target llama-tokenize
-    g++ -O2 -std=c++17 -Iinclude -Iggml/include TOOLS/oracle/llama_tokenize_batch.cpp -Lbuild/bin -lllama -lggml -lggml-base \
-        -Wl,-rpath,$PWD/build/bin -o llama_tokenize_batch
+    cmake -B build -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF && cmake --build build --target llama -j 2
+    g++ -O2 -std=c++17 -Iinclude -Iggml/include REPO/tools/oracle/llama_tokenize_batch.cpp \
+        -Lbuild/bin -lllama -lggml -lggml-base -Wl,-rpath,$PWD/build/bin -o llama_tokenize_batch
 
 Writes testdata/gguf/tokenizer.jsonl.gz (gzip): one line per string (the strings of tokenizer_golden.py, ≥ 1,000,
 plus ChatML, digits, code and whitespace cases), {"text", "<variant>": [ids], ...}, where ids is
@@ -18,8 +18,10 @@ smollm      SmolLM2-135M-Instruct.Q4_1.gguf itself (gpt2 tokenizer, pre "smollm"
 gpt-2, llama-bpe, qwen2, default
             the same vocabulary and merges with tokenizer.ggml.pre set to that value (vocab-only files
             written here with gguf-py), so each pre-tokenizer is checked against llama.cpp.
-llama-spm   testdata/gguf/tinyllama-vocab.gguf.gz (TinyLlama's tokenizer via convert_hf_to_gguf.py
-            --vocab-only; a llama/SentencePiece tokenizer).
+llama-spm   testdata/gguf/tinyllama-vocab.gguf.gz (TinyLlama's tokenizer, a llama/SentencePiece one,
+            written by llama.cpp's own converter with `pip install sentencepiece` and
+              python vendor/llama.cpp/convert_hf_to_gguf.py ../shared/models/tinyllama-1.1b-chat-v1.0 \
+                  --vocab-only --outfile tinyllama-vocab.gguf && gzip -9 tinyllama-vocab.gguf).
 
 Usage: python3 tools/oracle/gguf_tokenizer_golden.py --batch PATH/llama_tokenize_batch [--shared ../shared]
 """
