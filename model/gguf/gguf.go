@@ -185,6 +185,9 @@ func (gf *File) readHeader() error {
 		return fmt.Errorf("not a GGUF file (magic %#x; want \"GGUF\")", m)
 	}
 	gf.Version = h.u32()
+	if h.err == nil && gf.Version&0xFFFF == 0 && gf.Version != 0 {
+		return errors.New("big-endian GGUF files are not supported (convert it with llama.cpp's gguf-py for a little-endian host)")
+	}
 	if h.err == nil && (gf.Version < 2 || gf.Version > 3) {
 		return fmt.Errorf("GGUF version %d is not supported (only 2 and 3)", gf.Version)
 	}

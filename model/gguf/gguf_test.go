@@ -199,11 +199,12 @@ func TestOpenRejectsDamagedFiles(t *testing.T) {
 		data []byte
 		want string
 	}{
-		"not gguf":  {[]byte("GGML0000000000000000000000"), "not a GGUF file"},
-		"version 9": {patch(good, 4, 9), "version 9"},
-		"truncated": {good[:len(good)-100], "past the end"},
-		"header":    {good[:200], "unexpected end"},
-		"huge keys": {patch64(good, 16, 1<<40), "corrupt header"},
+		"not gguf":   {[]byte("GGML0000000000000000000000"), "not a GGUF file"},
+		"version 9":  {patch(good, 4, 9), "version 9"},
+		"big-endian": {patch(good, 4, 3<<24), "big-endian"},
+		"truncated":  {good[:len(good)-100], "past the end"},
+		"header":     {good[:200], "unexpected end"},
+		"huge keys":  {patch64(good, 16, 1<<40), "corrupt header"},
 	}
 	for name, c := range cases {
 		p := filepath.Join(t.TempDir(), "bad.gguf")
