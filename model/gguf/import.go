@@ -141,14 +141,18 @@ func (gf *File) planTensors(c *model.Config) (map[string]source, error) {
 type tensorBuffers struct {
 	raw  []byte
 	vals []float32
+	perm []float32 // the un-permuted Q or K projection
 }
 
 func newTensorBuffers(src map[string]source) *tensorBuffers {
-	var raw, vals int64
+	var raw, vals, perm int64
 	for _, s := range src {
 		raw, vals = max(raw, s.NumBytes()), max(vals, s.NumElements())
+		if s.heads > 0 {
+			perm = max(perm, s.NumElements())
+		}
 	}
-	return &tensorBuffers{raw: make([]byte, raw), vals: make([]float32, vals)}
+	return &tensorBuffers{raw: make([]byte, raw), vals: make([]float32, vals), perm: make([]float32, perm)}
 }
 
 // hfTensor is the dequantized tensor in Hugging Face layout, valid until the next call: Q and K
@@ -159,26 +163,31 @@ func (b *tensorBuffers) hfTensor(gf *File, s source) ([]float32, error) {
 	if err != nil || s.heads == 0 {
 		return w, err
 	}
-	return UnpermuteRows(w, s.heads, int(s.Dims[0])), nil
+	out := b.perm[:len(w)]
+	unpermuteRows(out, w, s.heads, int(s.Dims[0]))
+	return out, nil
 }
 
 // UnpermuteRows undoes llama.cpp's permutation of a Q or K weight ([heads·headDim, cols]): within a
 // head, GGUF row 2i+h holds what Hugging Face keeps at row h·headDim/2 + i (h = 0, 1). It is
 // transformers' reverse_permute_weights.
 func UnpermuteRows(w []float32, heads, cols int) []float32 {
-	rows := len(w) / cols
-	hd := rows / heads
 	out := make([]float32, len(w))
+	unpermuteRows(out, w, heads, cols)
+	return out
+}
+
+func unpermuteRows(dst, w []float32, heads, cols int) {
+	hd := len(w) / cols / heads
 	for h := 0; h < heads; h++ {
 		for half := 0; half < 2; half++ {
 			for i := 0; i < hd/2; i++ {
-				dst := h*hd + half*hd/2 + i
-				src := h*hd + 2*i + half
-				copy(out[dst*cols:(dst+1)*cols], w[src*cols:(src+1)*cols])
+				to := h*hd + half*hd/2 + i
+				from := h*hd + 2*i + half
+				copy(dst[to*cols:(to+1)*cols], w[from*cols:(from+1)*cols])
 			}
 		}
 	}
-	return out
 }
 
 // encode returns w as little-endian bytes of type d, in w's own memory (no second copy of a tensor
