@@ -8,14 +8,13 @@ import (
 	"strings"
 )
 
-// Token types of tokenizer.ggml.token_type (llama.h's llama_token_type).
+// Token types of tokenizer.ggml.token_type (llama.h's llama_token_type) that change how text is
+// split; unused (5) and byte (6) tokens are plain vocabulary entries here.
 const (
 	tokenNormal      = 1
 	tokenUnknown     = 2
 	tokenControl     = 3
 	tokenUserDefined = 4
-	tokenUnused      = 5
-	tokenByte        = 6
 )
 
 // Vocab is the tokenizer a GGUF file describes (tokenizer.ggml.*).
@@ -61,7 +60,7 @@ func (gf *File) ReadVocab() (*Vocab, error) {
 	v.AddEOS = m.boolean("tokenizer.ggml.add_eos_token", false)
 	v.AddSpacePrefix = m.boolean("tokenizer.ggml.add_space_prefix", v.AddSpacePrefix)
 	if m.err != nil {
-		return nil, m.err
+		return nil, fmt.Errorf("gguf: %w", m.err)
 	}
 	return v, v.validate()
 }
