@@ -147,13 +147,33 @@ type Summary struct {
 // Progress is called with the tensor bytes written so far and the total.
 type Progress func(done, total int64)
 
-// Export writes modelDir (a Hugging Face Llama dir) as an ONNX decoder into outDir: model.onnx,
-// model.onnx.data when the weights are large, config.json and the tokenizer/generation files.
+// Export writes modelDir (a Hugging Face Llama or BERT dir, told apart by config.json) into
+// outDir: model.onnx (a decoder with a KV cache, or an encoder, see bert.go), model.onnx.data when
+// the weights are large, config.json and the tokenizer, generation and sentence-transformers files.
 func Export(ctx context.Context, modelDir, outDir string, opt Options, log *slog.Logger, progress Progress) (*Summary, error) {
 	start := time.Now()
 	if err := opt.Validate(); err != nil {
 		return nil, err
 	}
+	arch, err := model.DetectArchitecture(modelDir)
+	if err != nil {
+		return nil, err
+	}
+	var sum *Summary
+	if arch == model.ArchBert {
+		sum, err = exportBert(ctx, modelDir, outDir, opt, log, progress)
+	} else {
+		sum, err = exportLlama(ctx, modelDir, outDir, opt, log, progress)
+	}
+	if err != nil {
+		return nil, err
+	}
+	sum.Duration = time.Since(start)
+	return sum, nil
+}
+
+// exportLlama writes a Llama decoder with a KV cache.
+func exportLlama(ctx context.Context, modelDir, outDir string, opt Options, log *slog.Logger, progress Progress) (*Summary, error) {
 	cfg, err := model.LoadConfig(modelDir)
 	if err != nil {
 		return nil, err
@@ -171,6 +191,17 @@ func Export(ctx context.Context, modelDir, outDir string, opt Options, log *slog
 		return nil, err
 	}
 	g := buildDecoder(cfg, src, opt)
+	files := append([]string{model.ConfigFile}, model.TokenizerFiles...)
+	if err := writeExport(ctx, g, modelDir, files, sum, log, progress); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// writeExport writes graph g into sum.OutDir (with external data as the options and the weights'
+// size decide), copies the named files of modelDir beside it and fills in the rest of sum.
+func writeExport(ctx context.Context, g *graph, modelDir string, files []string, sum *Summary, log *slog.Logger, progress Progress) error {
+	opt, outDir := sum.Options, sum.OutDir
 	var total int64
 	for _, in := range g.inits {
 		total += in.Bytes()
@@ -182,12 +213,12 @@ func Export(ctx context.Context, modelDir, outDir string, opt Options, log *slog
 		sum.ExternalData = total > opt.ExternalThreshold
 	}
 	if !sum.ExternalData && total > maxInlineBytes {
-		return nil, fmt.Errorf("export: %.2f GB of weights do not fit in one protobuf file (2 GB limit); use --external-data auto or always", float64(total)/1e9)
+		return fmt.Errorf("export: %.2f GB of weights do not fit in one protobuf file (2 GB limit); use --external-data auto or always", float64(total)/1e9)
 	}
 	log.Info("exporting", "model", modelDir, "out", outDir, "dtype", opt.DType, "quantize", opt.Quantize,
-		"layers", cfg.NumHiddenLayers, "nodes", len(g.nodes), "weights_mb", total>>20, "external_data", sum.ExternalData)
+		"layers", sum.Layers, "nodes", len(g.nodes), "weights_mb", total>>20, "external_data", sum.ExternalData)
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
+		return fmt.Errorf("export: %w", err)
 	}
 	var report func(int64)
 	if progress != nil {
@@ -195,11 +226,10 @@ func Export(ctx context.Context, modelDir, outDir string, opt Options, log *slog
 	}
 	st, err := writeModel(ctx, g, outDir, sum.ExternalData, irVersionFor(opt.Opset), report)
 	if err != nil {
-		return nil, fmt.Errorf("export: %w", err)
+		return fmt.Errorf("export: %w", err)
 	}
-	files := append([]string{model.ConfigFile}, model.TokenizerFiles...)
 	if err := model.CopyModelFiles(modelDir, outDir, files); err != nil {
-		return nil, fmt.Errorf("export: %w", err)
+		return fmt.Errorf("export: %w", err)
 	}
 	for _, f := range files {
 		if _, err := os.Stat(outDir + "/" + f); err == nil {
@@ -209,8 +239,7 @@ func Export(ctx context.Context, modelDir, outDir string, opt Options, log *slog
 	sum.Nodes, sum.Initializers = len(g.nodes), st.Initializers
 	sum.ModelBytes, sum.DataBytes = st.ModelBytes, st.DataBytes
 	sum.OpsetImports = g.opsets
-	sum.Duration = time.Since(start)
-	return sum, nil
+	return nil
 }
 
 // checkWeights requires every tensor of the config with its expected shape and a float type, and

@@ -57,12 +57,9 @@ func writeModel(ctx context.Context, g *graph, dir string, external bool, ir int
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		b, err := in.Data()
+		b, err := initData(in)
 		if err != nil {
-			return st, fmt.Errorf("tensor %s: %w", in.Name, err)
-		}
-		if int64(len(b)) != in.Bytes() {
-			return st, fmt.Errorf("tensor %s: %d bytes of data for %v %v (%d bytes)", in.Name, len(b), in.DType, in.Dims, in.Bytes())
+			return st, err
 		}
 		t := &onnxpb.TensorProto{Name: proto.String(in.Name), Dims: in.Dims, DataType: proto.Int32(int32(in.DType))}
 		if data != nil && len(b) >= inlineLimit {
@@ -105,6 +102,18 @@ func writeModel(ctx context.Context, g *graph, dir string, external bool, ir int
 	}
 	st.ModelBytes, st.Initializers = int64(len(out)), len(inits)
 	return st, nil
+}
+
+// initData returns the bytes of in, checked against its type and shape.
+func initData(in *Initializer) ([]byte, error) {
+	b, err := in.Data()
+	if err != nil {
+		return nil, fmt.Errorf("tensor %s: %w", in.Name, err)
+	}
+	if int64(len(b)) != in.Bytes() {
+		return nil, fmt.Errorf("tensor %s: %d bytes of data for %v %v (%d bytes)", in.Name, len(b), in.DType, in.Dims, in.Bytes())
+	}
+	return b, nil
 }
 
 // modelProto assembles the ModelProto around the graph.

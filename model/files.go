@@ -39,6 +39,9 @@ func copyFile(src, dst string) error {
 	if same, err := sameFile(src, dst); err == nil && same {
 		return nil
 	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil { // names may hold a folder (1_Pooling/config.json)
+		return err
+	}
 	tmp := dst + ".tmp"
 	out, err := os.Create(tmp)
 	if err != nil {

@@ -41,6 +41,9 @@ func Load(dir string) (*Tokenizer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
+	if data, err = plainJSON(data); err != nil {
+		return nil, fmt.Errorf("tokenizer %s: %w", path, err)
+	}
 	t := &Tokenizer{v: v, st: st}
 	if t.full, err = openEngine(data, false); err != nil {
 		return nil, fmt.Errorf("tokenizer %s: %w", path, err)

@@ -52,7 +52,7 @@ func (c exportConfig) options() export.Options {
 // Validate names every bad field.
 func (c exportConfig) Validate() error {
 	return config.Join(
-		config.Check(c.Model != "", "model", c.Model, "a Hugging Face Llama model dir (config.json + safetensors)"),
+		config.Check(c.Model != "", "model", c.Model, "a Hugging Face Llama or BERT model dir (config.json + safetensors)"),
 		config.Check(c.Out != "", "out", c.Out, "the dir to write model.onnx into"),
 		c.options().Validate(),
 	)
@@ -61,11 +61,11 @@ func (c exportConfig) Validate() error {
 func init() {
 	register(&command{
 		name:    "export",
-		summary: "export a Llama model dir to ONNX (decoder with KV cache; float32/float16, int8/int4 weights)",
+		summary: "export a Llama model dir to ONNX (decoder with KV cache; float32/float16, int8/int4 weights), or a BERT sentence encoder",
 		usage:   "--model DIR --out DIR [--dtype float32|float16] [--quantize none|int8|int4]",
 		flags: func(fs *pflag.FlagSet) {
 			d := defaultExportConfig()
-			fs.String("model", d.Model, "Hugging Face layout model dir (config.json, model.safetensors or shards)")
+			fs.String("model", d.Model, "Hugging Face layout model dir (config.json, model.safetensors or shards): a Llama decoder, or a BERT encoder such as sentence-transformers' all-MiniLM-L6-v2 (float32, standard operators, mean pooling + normalisation as output sentence_embedding)")
 			fs.String("out", d.Out, "output dir: model.onnx (+ model.onnx.data), config and tokenizer files")
 			fs.String("dtype", d.DType, "weights, activations and KV cache: float32 or float16 (logits are always float32)")
 			fs.String("quantize", d.Quantize, "weight-only quantization of the linear layers (com.microsoft MatMulNBits): none, int8 or int4")

@@ -3,7 +3,9 @@
 
 For each export dir: onnx.checker.check_model(path, full_check=True) (by path, so external data
 and models above 2 GB work; full_check runs strict shape inference too), then the I/O layout
-DESIGN.md requires: input/output names, element types and dynamic axis names.
+DESIGN.md requires: input/output names, element types and dynamic axis names (a decoder with a KV
+cache, or a BERT encoder: input_ids, attention_mask, token_type_ids → last_hidden_state and
+sentence_embedding).
 Prints one report block per dir and exits non-zero when any check fails.
 Usage: python3 tools/oracle/onnx_check.py DIR [DIR ...] > testdata/export/onnx_check.txt
 """
@@ -23,11 +25,33 @@ def describe(vi):
     return f"{vi.name} {TYPES.get(vi.type.tensor_type.elem_type, vi.type.tensor_type.elem_type)} {dims(vi)}"
 
 
+def check_encoder_layout(m):
+    """Returns a list of problems with the Optimum feature-extraction layout of a BERT encoder
+    (plus sentence_embedding, the pooled output sentence-transformers names so)."""
+    problems = []
+    want_in = ["input_ids", "attention_mask", "token_type_ids"]
+    if [i.name for i in m.graph.input] != want_in:
+        problems.append(f"inputs {[i.name for i in m.graph.input]} != {want_in}")
+    for i in m.graph.input:
+        if dims(i) != ["batch_size", "sequence_length"] or i.type.tensor_type.elem_type != onnx.TensorProto.INT64:
+            problems.append(f"{describe(i)}: want int64 [batch_size, sequence_length]")
+    outs = {o.name: o for o in m.graph.output}
+    hidden = outs.get("last_hidden_state")
+    if hidden is None or dims(hidden)[:2] != ["batch_size", "sequence_length"]:
+        problems.append("no last_hidden_state [batch_size, sequence_length, hidden]")
+    pooled = outs.get("sentence_embedding")
+    if pooled is not None and (dims(pooled)[0] != "batch_size" or len(dims(pooled)) != 2):
+        problems.append(f"{describe(pooled)}: want [batch_size, hidden]")
+    return problems
+
+
 def check_layout(m):
     """Returns a list of problems with the Optimum / transformers.js decoder layout."""
     problems = []
     ins = {i.name: i for i in m.graph.input}
     outs = {o.name: o for o in m.graph.output}
+    if "token_type_ids" in ins:
+        return "encoder", check_encoder_layout(m)
     layers = sum(1 for n in ins if n.startswith("past_key_values.") and n.endswith(".key"))
     want_in = ["input_ids", "attention_mask", "position_ids"]
     want_out = ["logits"]
@@ -58,7 +82,7 @@ def check_layout(m):
                 problems.append(f"layer {i} {kind}: past {dp}, present {dq}")
             if p.type.tensor_type.elem_type != q.type.tensor_type.elem_type:
                 problems.append(f"layer {i} {kind}: past and present types differ")
-    return layers, problems
+    return f"{layers} layers", problems
 
 
 def main(dirs):
@@ -89,7 +113,7 @@ def main(dirs):
             failed = True
             print(f"layout: FAILED: {problems}")
         else:
-            print(f"layout: OK ({layers} layers, Optimum/transformers.js names and axes)")
+            print(f"layout: OK ({layers}, Optimum/transformers.js names and axes)")
     return 1 if failed else 0
 
 
