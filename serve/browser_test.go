@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/medassist/medassist/guard"
+	"github.com/medassist/medassist/internal/testutil"
 )
 
 // browserPath finds a Chromium or Chrome binary ($MEDASSIST_CHROME first); "" when there is none.
