@@ -183,18 +183,17 @@ func (g *Guard) judge(text, prev, question string) Verdict {
 		// the encoder failed: answer rather than refuse, and say so
 		return Verdict{Kind: Allow, Code: "medical", Locale: locale, Reason: "medical: encoder failed (" + err.Error() + ")"}
 	}
-	alone := g.head.Probs(embs[0])
-	p := alone
+	// A follow-up is an emergency only read with the turns before it ("45, and I smoke" answering
+	// "how old are you?" is not); its domain is the average of both readings ("and for kids?").
+	p := g.head.Probs(embs[0])
 	if followUp {
-		with := g.head.Probs(embs[1])
+		alone, with := p, g.head.Probs(embs[1])
 		for k := range p {
 			p[k] = (alone[k] + with[k]) / 2
 		}
+		p[classEmergency] = with[classEmergency]
 	}
 	class := g.head.decide(p)
-	if alone[classEmergency] >= float64(g.head.EmergencyThreshold) {
-		class = classEmergency
-	}
 	ctx := ""
 	if followUp {
 		ctx = ", read with the turn before it"
