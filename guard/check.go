@@ -59,12 +59,24 @@ func (g *Guard) Check(conv []model.Message) Verdict {
 	}
 	earlier := earlierUserTurns(conv[:last], earlierTurns)
 	prev, question := contextOf(conv[:last])
-	t := g.judge(text, prev, question)
+	// one encoder run for every text the turns may need
+	texts := []string{text}
+	if isFollowUp(len(analyze(text).toks), prev, question) {
+		texts = append(texts, joinTurns(prev, question, text))
+	}
+	texts = append(texts, earlier...)
+	memo := map[string][]float32{}
+	if embs, err := g.emb.Embed(texts); err == nil {
+		for i, t := range texts {
+			memo[t] = embs[i]
+		}
+	}
+	t := g.judge(text, prev, question, memo)
 	if t.Kind == Emergency || t.Kind == Invalid {
 		return t
 	}
 	for i, e := range earlier {
-		et := g.judge(e, "", "")
+		et := g.judge(e, "", "", memo)
 		if et.Kind != Emergency {
 			continue
 		}
@@ -102,10 +114,19 @@ func contextOf(before []model.Message) (prev, question string) {
 	if turns := earlierUserTurns(before, 1); len(turns) > 0 {
 		prev = turns[0]
 	}
-	if q := lastAssistant(before); strings.HasSuffix(strings.TrimSpace(q), "?") {
-		question = q
+	if q := strings.TrimSpace(lastAssistant(before)); strings.HasSuffix(q, "?") {
+		question = lastSentence(q)
 	}
 	return prev, question
+}
+
+// lastSentence is the text after the last sentence end or line break before the end of s.
+func lastSentence(s string) string {
+	body := strings.TrimRight(s, "?")
+	if i := strings.LastIndexAny(body, ".!?\n"); i >= 0 {
+		return strings.TrimSpace(s[i+1:])
+	}
+	return s
 }
 
 // isFollowUp reports whether a turn of words words is read with the turns before it: it is short,
@@ -156,8 +177,8 @@ func (g *Guard) screenSystem(conv []model.Message) (Verdict, bool) {
 }
 
 // judge decides about one user turn; prev is the user turn before it and question the assistant's
-// question in between ("" when there is none).
-func (g *Guard) judge(text, prev, question string) Verdict {
+// question in between ("" when there is none). Embeddings are taken from memo when it has them.
+func (g *Guard) judge(text, prev, question string, memo map[string][]float32) Verdict {
 	d, ms := g.prepare(text)
 	lang := d.lang
 	locale := g.cfg.locale(lang)
@@ -178,7 +199,7 @@ func (g *Guard) judge(text, prev, question string) Verdict {
 	if followUp {
 		texts = append(texts, joinTurns(prev, question, text))
 	}
-	embs, err := g.emb.Embed(texts)
+	embs, err := g.embed(texts, memo)
 	if err != nil {
 		// the encoder failed: answer rather than refuse, and say so
 		return Verdict{Kind: Allow, Code: "medical", Locale: locale, Reason: "medical: encoder failed (" + err.Error() + ")"}
@@ -215,6 +236,17 @@ func (g *Guard) judge(text, prev, question string) Verdict {
 	}
 	return Verdict{Kind: Allow, Code: "medical", Locale: locale, Score: p[classMedical],
 		Reason: fmt.Sprintf("medical: off-topic score %.2f < %.2f%s", offTopic(p), g.head.OffTopicThreshold, ctx)}
+}
+
+// embed returns the embeddings of texts, from memo when it holds them all.
+func (g *Guard) embed(texts []string, memo map[string][]float32) ([][]float32, error) {
+	out := make([][]float32, len(texts))
+	for i, t := range texts {
+		if out[i] = memo[t]; out[i] == nil {
+			return g.emb.Embed(texts)
+		}
+	}
+	return out, nil
 }
 
 func nonEmpty(parts ...string) []string {
