@@ -243,3 +243,25 @@ func TestOpenExportedDir(t *testing.T) {
 		t.Errorf("Embed after Close: %v, want ErrClosed", err)
 	}
 }
+
+// Any input — invalid UTF-8, NUL bytes, control characters, huge repeats — gives a well-formed
+// id row and a finite unit vector.
+func FuzzEmbed(f *testing.F) {
+	for _, s := range []string{"", "chest pain", "\x00\xff\xfe", "[CLS][SEP][PAD]", "🤒🤕", "é\u0301\u200d", "a\tb\nc\r"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		enc := sharedEncoder(t)
+		ids := enc.Tokenize(text)
+		if len(ids) < 2 || len(ids) > enc.MaxTokens() || ids[0] != 101 || ids[len(ids)-1] != 102 {
+			t.Fatalf("Tokenize(%q) = %v", text, ids)
+		}
+		v, err := enc.Embed([]string{text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := norm(v[0]); math.IsNaN(n) || math.Abs(n-1) > 1e-5 {
+			t.Fatalf("Embed(%q): ‖v‖ = %v", text, n)
+		}
+	})
+}

@@ -21,7 +21,7 @@ import (
 )
 
 // ModelFile is the ONNX graph inside an exported dir.
-const ModelFile = "model.onnx"
+const ModelFile = model.OnnxModelFile
 
 // Engine is an ONNX Runtime session over an exported decoder. Its methods are safe for concurrent
 // use; every sequence (Generate, Forward, Batch) owns its KV cache.
@@ -251,9 +251,6 @@ func (e *Engine) Info() Info {
 
 // Device is the execution provider in use: "cuda" or "cpu".
 func (e *Engine) Device() string { return e.device }
-
-// ModelConfig is the model's config.json.
-func (e *Engine) ModelConfig() *model.Config { return e.mc }
 
 // MaxPositions is the longest sequence (prompt and new tokens) the model supports.
 func (e *Engine) MaxPositions() int {

@@ -40,21 +40,15 @@ func (e *Engine) GenerateBatch(ctx context.Context, reqs []generation.Request, e
 	if len(reqs) == 0 {
 		return nil, errors.New("generate: no requests")
 	}
-	rows := make([]*rowState, len(reqs))
+	seqs := make([]*generation.Sequence, len(reqs))
 	capacity := 0
 	for i, r := range reqs {
-		if err := r.Validate(); err != nil {
+		s, err := generation.NewSequence(r, e.MaxPositions(), e.lay.vocab)
+		if err != nil {
 			return nil, fmt.Errorf("generate: request %d: %w", i, err)
 		}
-		if len(r.PromptIDs) >= e.MaxPositions() {
-			return nil, fmt.Errorf("generate: the prompt is %d tokens; the model's context is %d", len(r.PromptIDs), e.MaxPositions())
-		}
-		rows[i] = newRowState(r, e.MaxPositions())
-		capacity = max(capacity, len(r.PromptIDs)+rows[i].budget)
-	}
-	results := make([]generation.Result, len(reqs))
-	for i, r := range reqs {
-		results[i].PromptTokens = len(r.PromptIDs)
+		seqs[i] = s
+		capacity = max(capacity, s.Capacity())
 	}
 	b, err := e.NewBatch(len(reqs), capacity)
 	if err != nil {
@@ -66,19 +60,20 @@ func (e *Engine) GenerateBatch(ctx context.Context, reqs []generation.Request, e
 	for i, r := range reqs {
 		prompts[i] = r.PromptIDs
 	}
+	results := make([]generation.Result, len(reqs))
 	logits, err := b.Append(ctx, prompts)
 	for step := 0; err == nil; step++ {
 		if err = ctx.Err(); err != nil { // cancelled: no further token
 			break
 		}
-		next := make([]int, len(rows))
+		next := make([]int, len(seqs))
 		live := 0
-		for i, row := range rows {
+		for i, s := range seqs {
 			next[i] = padID
-			if row.done {
+			if s.Done() {
 				continue
 			}
-			id, finish, emitErr := row.advance(logits[i], func(id int) error { return emit(i, id) })
+			id, done, emitErr := s.Next(logits[i], func(id int) error { return emit(i, id) })
 			if step == 0 {
 				results[i].TTFT = time.Since(start)
 			}
@@ -86,75 +81,28 @@ func (e *Engine) GenerateBatch(ctx context.Context, reqs []generation.Request, e
 				err = emitErr
 				break
 			}
-			if finish != "" {
-				row.finish(finish)
-				continue
+			if !done {
+				next[i] = id
+				live++
 			}
-			next[i] = id
-			live++
 		}
 		if err != nil || live == 0 {
 			break
 		}
 		logits, err = b.Decode(ctx, next)
 	}
-	for i, row := range rows {
-		results[i].IDs = row.ids
-		results[i].Finish = row.reason
-		results[i].Duration = time.Since(start)
-		if !row.done && ctx.Err() != nil {
-			results[i].Finish = generation.FinishCancelled
+	for i, s := range seqs {
+		if ctx.Err() != nil {
+			s.Cancel()
 		}
+		s.Result(&results[i])
+		results[i].Duration = time.Since(start)
 	}
 	if err != nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
 	return results, err
 }
-
-// rowState is one sequence of a generation: its sampler, history and budget.
-type rowState struct {
-	req     generation.Request
-	sampler *generation.Sampler
-	history []int // prompt and generated ids, for the repetition penalty
-	ids     []int // generated ids
-	budget  int   // new tokens allowed (MaxNewTokens cut to the model's context)
-	done    bool
-	reason  generation.FinishReason
-}
-
-func newRowState(r generation.Request, maxPositions int) *rowState {
-	return &rowState{
-		req:     r,
-		sampler: generation.NewSampler(r.Sampling),
-		history: slices.Clip(slices.Clone(r.PromptIDs)),
-		budget:  min(r.MaxNewTokens, maxPositions-len(r.PromptIDs)),
-	}
-}
-
-// advance samples the row's next token and emits it. finish is set when the row ends here: a stop
-// id (not emitted), ErrStop from emit, or the budget used up. An emit error other than ErrStop is
-// returned as is.
-func (r *rowState) advance(logits []float32, emit func(int) error) (id int, finish generation.FinishReason, err error) {
-	id = r.sampler.Next(logits, r.history)
-	if slices.Contains(r.req.StopIDs, id) {
-		return id, generation.FinishStop, nil
-	}
-	r.history = append(r.history, id)
-	r.ids = append(r.ids, id)
-	if err := emit(id); errors.Is(err, generation.ErrStop) {
-		return id, generation.FinishStop, nil
-	} else if err != nil {
-		r.finish(generation.FinishStop)
-		return id, "", err
-	}
-	if len(r.ids) >= r.budget {
-		return id, generation.FinishLength, nil
-	}
-	return id, "", nil
-}
-
-func (r *rowState) finish(reason generation.FinishReason) { r.done, r.reason = true, reason }
 
 // Forward returns the logits of every position of every sequence, [row][position][vocab], computed
 // in one pass with no cache (for perplexity and for checking the cache). Rows may differ in length:

@@ -54,7 +54,7 @@ func (d *decoder) skipNorm(out, x, weight, scope string) (normed, sum string) {
 // rotaryCaches are the cos/sin tables [max_position_embeddings, head_dim/2] that RotaryEmbedding
 // indexes by position, computed like transformers: angle = float32(position · inv_freq).
 func (d *decoder) rotaryCaches() (cos, sin string) {
-	inv := ropeInvFreq(d.cfg)
+	inv := d.cfg.RopeInvFreq()
 	n := d.cfg.MaxPositionEmbeddings
 	c := make([]float32, n*len(inv))
 	s := make([]float32, n*len(inv))

@@ -4,8 +4,13 @@
 // present.{i}.key/value. Weights can be stored as float32 or float16, and the linear layers
 // quantized to 8 or 4 bits for ONNX Runtime's MatMulNBits.
 //
+// It also writes a BERT encoder (a sentence-transformers model such as all-MiniLM-L6-v2) in
+// Optimum's feature-extraction layout, input_ids, attention_mask and token_type_ids →
+// last_hidden_state, plus the pooled, normalised sentence_embedding (bert.go); config.json's
+// model_type or architectures tells the two apart.
+//
 // The protobuf types come from the generated package export/onnxpb; the graph is built in
-// llama.go, one method per block of the model.
+// llama.go (bert.go), one method per block of the model.
 package export
 
 import (

@@ -126,7 +126,7 @@ func (d *decoder) rmsNorm(x, weight, scope string) string {
 func (d *decoder) rotary(pos string) rope {
 	g := d.g
 	defer g.push("rotary_emb")()
-	invFreq := g.floats("inv_freq", ropeInvFreq(d.cfg))
+	invFreq := g.floats("inv_freq", d.cfg.RopeInvFreq())
 	p := g.opA("Cast", []string{pos}, attrInt("to", int64(Float32)))
 	p = g.op("Unsqueeze", p, g.ints(2))
 	freqs := g.op("Mul", p, invFreq)
@@ -250,58 +250,6 @@ func (d *decoder) head(x string) {
 		logits = g.opA("Cast", []string{logits}, attrInt("to", int64(Float32)))
 	}
 	g.rename(logits, model.OnnxLogits)
-}
-
-// ropeInvFreq is inv_freq[j] = 1 / theta^(2j / head_dim), adjusted by rope_scaling as
-// transformers does ("linear": divided by factor; "llama3": wavelength-dependent).
-func ropeInvFreq(cfg *model.Config) []float32 {
-	hd := cfg.HeadDim()
-	inv := make([]float64, hd/2)
-	for j := range inv {
-		// transformers computes the exponent in float32.
-		e := float32(2*j) / float32(hd)
-		inv[j] = 1 / math.Pow(cfg.RopeTheta, float64(e))
-	}
-	if s := cfg.RopeScaling; s != nil {
-		switch s.Kind() {
-		case "linear":
-			for j := range inv {
-				inv[j] /= s.Factor
-			}
-		case "llama3":
-			llama3Scale(inv, s)
-		}
-	}
-	out := make([]float32, len(inv))
-	for j, v := range inv {
-		out[j] = float32(v)
-	}
-	return out
-}
-
-// llama3Scale applies Llama 3.1's frequency-dependent scaling: long wavelengths are divided by
-// factor, short ones kept, and those in between interpolated.
-func llama3Scale(inv []float64, s *model.RopeScaling) {
-	low, high := s.LowFreqFactor, s.HighFreqFactor
-	if low == 0 {
-		low = 1
-	}
-	if high == 0 {
-		high = 4
-	}
-	orig := float64(s.OriginalMaxPositionEmbeddings)
-	lowWavelen, highWavelen := orig/low, orig/high
-	for j, f := range inv {
-		wavelen := 2 * math.Pi / f
-		switch {
-		case wavelen < highWavelen:
-		case wavelen > lowWavelen:
-			inv[j] = f / s.Factor
-		default:
-			smooth := (orig/wavelen - low) / (high - low)
-			inv[j] = (1-smooth)*f/s.Factor + smooth*f
-		}
-	}
 }
 
 // maskedScore is added to the attention scores of masked keys: low enough that exp() of it is 0

@@ -195,3 +195,36 @@ func TestTranspose2D(t *testing.T) {
 		}
 	}
 }
+
+// dequantize reverses quantize: row-major [rows, cols] float32. It is what MatMulNBits computes
+// with the packed weights, so the tests check the packing against it.
+func (l quantLayout) dequantize(q *quantized) []float32 {
+	nb := l.blocks()
+	out := make([]float32, l.rows*l.cols)
+	for r := 0; r < l.rows; r++ {
+		for c := 0; c < l.cols; c++ {
+			b, i := c/l.block, c%l.block
+			blk := q.packed[(r*nb+b)*l.blockBytes():]
+			var v int
+			if l.bits == 8 {
+				v = int(blk[i])
+			} else {
+				v = int(blk[i/2]>>(4*(i%2))) & 0xf
+			}
+			out[r*l.cols+c] = float32(v-l.zeroPoint(q, r, b)) * q.scales[r*nb+b]
+		}
+	}
+	return out
+}
+
+// zeroPoint is the zero point of block b of row r.
+func (l quantLayout) zeroPoint(q *quantized, r, b int) int {
+	if !l.asymmetric {
+		return l.defaultZero()
+	}
+	zr := q.zeros[r*l.zeroRowBytes():]
+	if l.bits == 8 {
+		return int(zr[b])
+	}
+	return int(zr[b/2]>>(4*(b%2))) & 0xf
+}

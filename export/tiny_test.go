@@ -8,8 +8,9 @@ import (
 )
 
 // The tiny random models in testdata/export (tools/oracle/tiny_random.py) cover an untied head, a
-// GQA ratio of 3, plain multi-head attention, and rope_scaling llama3 and linear.
-var tinyModels = []string{"tiny-gqa3-untied-llama3", "tiny-mha-tied-linear"}
+// GQA ratio of 3, plain multi-head attention, and every rope_scaling kind the config accepts: none,
+// linear, and llama3 with Llama 3.1's factors and with others.
+var tinyModels = []string{"tiny-gqa3-untied-llama3", "tiny-mha-tied-linear", "tiny-gqa2-default", "tiny-mha-llama3-factors"}
 
 func tinyDir(name string) string {
 	return filepath.Join(testutil.RepoRoot(), "testdata", "export", name)

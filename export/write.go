@@ -12,12 +12,13 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/medassist/medassist/export/onnxpb"
+	"github.com/medassist/medassist/model"
 )
 
 // File names inside an export dir.
 const (
-	ModelFile        = "model.onnx"
-	ExternalDataFile = "model.onnx.data"
+	ModelFile        = model.OnnxModelFile
+	ExternalDataFile = model.OnnxDataFile
 )
 
 const (

@@ -89,3 +89,39 @@ func (m *StopMatcher) heldTail() int {
 	}
 	return keep
 }
+
+// Detokenizer turns streamed token ids into text as it becomes complete (tokenizer.StreamDecoder
+// implements it): Add returns the text an id completes, Flush what is still held back at the end.
+type Detokenizer interface {
+	Add(id int) string
+	Flush() string
+}
+
+// TextStream is the text side of a streamed generation: ids decoded incrementally, and stop strings
+// held back until they are ruled out (see StopMatcher).
+type TextStream struct {
+	dec   Detokenizer
+	stops *StopMatcher
+}
+
+// NewTextStream decodes with dec and watches for stops.
+func NewTextStream(dec Detokenizer, stops []string) *TextStream {
+	return &TextStream{dec: dec, stops: NewStopMatcher(stops)}
+}
+
+// Push decodes id and returns the text that is now safe to show and whether a stop string ended the
+// text (the generation should then end: an emit callback returns ErrStop).
+func (t *TextStream) Push(id int) (text string, stopped bool) { return t.stops.Push(t.dec.Add(id)) }
+
+// Close returns, once generation has ended, the text still held back (the bytes the decoder kept,
+// which may complete a stop string, and the tail kept as a possible stop) and whether the text ended
+// on a stop string.
+func (t *TextStream) Close() (text string, stopped bool) {
+	if t.stops.Stopped() {
+		return "", true
+	}
+	if text, stopped = t.stops.Push(t.dec.Flush()); stopped {
+		return text, true
+	}
+	return text + t.stops.Flush(), false
+}

@@ -136,3 +136,58 @@ func FuzzStopMatcher(f *testing.F) {
 		}
 	})
 }
+
+// lagging is a Detokenizer that holds each piece back until the next id (as a byte-level decoder
+// holds an incomplete UTF-8 sequence).
+type lagging struct {
+	pieces []string
+	held   string
+}
+
+func (d *lagging) Add(id int) string {
+	out := d.held
+	d.held = d.pieces[id]
+	return out
+}
+
+func (d *lagging) Flush() string {
+	out := d.held
+	d.held = ""
+	return out
+}
+
+func TestTextStream(t *testing.T) {
+	pieces := []string{"Hello", " wor", "ld", "</", "s>", "!"}
+	for _, tc := range []struct {
+		name    string
+		ids     []int
+		stops   []string
+		want    string
+		stopped bool
+		atClose bool // the stop is only completed by what the decoder held back
+	}{
+		{"no stop", []int{0, 1, 2, 5}, []string{"</s>"}, "Hello world!", false, false},
+		{"stop while streaming", []int{0, 3, 4, 5, 1}, []string{"</s>"}, "Hello", true, false},
+		{"stop completed at close", []int{0, 3, 4}, []string{"</s>"}, "Hello", true, true},
+		{"possible stop released at close", []int{0, 3}, []string{"</s>"}, "Hello</", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := NewTextStream(&lagging{pieces: pieces}, tc.stops)
+			var text string
+			streamStopped := false
+			for _, id := range tc.ids {
+				piece, stopped := ts.Push(id)
+				text += piece
+				if stopped {
+					streamStopped = true
+					break
+				}
+			}
+			tail, stopped := ts.Close()
+			text += tail
+			if text != tc.want || stopped != tc.stopped || streamStopped == tc.atClose && tc.stopped {
+				t.Fatalf("text %q stopped %v (while streaming %v), want %q %v", text, stopped, streamStopped, tc.want, tc.stopped)
+			}
+		})
+	}
+}

@@ -157,10 +157,10 @@ func BertLinearName(layer int, l BertLinear) string {
 // its tensors are NAME.weight and NAME.bias.
 func BertNormName(layer int, norm string) string { return BertLayerPrefix(layer) + "." + norm }
 
-// Weight and Bias suffix a module name with its parameter.
+// Weight is the weight tensor of a module: NAME.weight.
 func Weight(module string) string { return module + ".weight" }
 
-// Bias is the bias tensor of a module.
+// Bias is the bias tensor of a module: NAME.bias.
 func Bias(module string) string { return module + ".bias" }
 
 // Shape is the [out, in] shape of dense layer l's weight.

@@ -38,7 +38,8 @@ type Config struct {
 	raw map[string]any // every field as read, so WriteConfig keeps unknown keys
 }
 
-// RopeScaling is config.json's rope_scaling. Only the "linear" and "llama3" kinds are supported.
+// RopeScaling is config.json's rope_scaling. The kinds medassist runs are RopeDefault, RopeLinear
+// and RopeLlama3 (see Config.RopeInvFreq).
 type RopeScaling struct {
 	Type                          string  `json:"type,omitempty"`
 	RopeType                      string  `json:"rope_type,omitempty"`
@@ -67,11 +68,16 @@ const ConfigFile = "config.json"
 
 // LoadConfig reads and validates DIR/config.json.
 func LoadConfig(dir string) (*Config, error) {
-	b, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	path := filepath.Join(dir, ConfigFile)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("parse config: %w", err)
 	}
-	return ParseConfig(b)
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
 }
 
 // ParseConfig parses and validates config.json bytes.
@@ -87,10 +93,13 @@ func ParseConfig(b []byte) (*Config, error) {
 		if c.RopeTheta == 0 {
 			c.RopeTheta = rp.RopeTheta
 		}
-		if k := rp.Kind(); c.RopeScaling == nil && k != "" && k != "default" {
+		if c.RopeScaling == nil {
 			sc := rp.RopeScaling
 			c.RopeScaling = &sc
 		}
+	}
+	if rs := c.RopeScaling; rs != nil && (rs.Kind() == "" || rs.Kind() == RopeDefault) {
+		c.RopeScaling = nil // transformers' "default": no scaling
 	}
 	if c.NumKeyValueHeads == 0 {
 		c.NumKeyValueHeads = c.NumAttentionHeads
@@ -134,16 +143,11 @@ func (c *Config) Validate() error {
 	}
 	check(c.HiddenAct == "silu", "hidden_act %q is not supported (only silu)", c.HiddenAct)
 	check(!c.AttentionBias && !c.MLPBias, "attention_bias/mlp_bias are not supported")
+	if _, err := tokenIDs(c.EOSTokenID); err != nil {
+		errs = append(errs, fmt.Errorf("eos_token_id: %w", err))
+	}
 	if c.RopeScaling != nil {
-		switch k := c.RopeScaling.Kind(); k {
-		case "linear":
-			check(c.RopeScaling.Factor > 0, "rope_scaling.factor must be > 0")
-		case "llama3":
-			check(c.RopeScaling.Factor > 0 && c.RopeScaling.OriginalMaxPositionEmbeddings > 0,
-				"rope_scaling llama3 needs factor and original_max_position_embeddings")
-		default:
-			check(false, "rope_scaling type %q is not supported (supported: linear, llama3); remove it or convert the model", k)
-		}
+		errs = append(errs, c.RopeScaling.validate())
 	}
 	return errors.Join(errs...)
 }
@@ -156,25 +160,45 @@ func (c *Config) HeadDim() int {
 	return c.HiddenSize / c.NumAttentionHeads
 }
 
-// EOSTokenIDs returns eos_token_id as a list (configs use an int or a list).
-func (c *Config) EOSTokenIDs() []int { return intList(c.EOSTokenID) }
+// EOSTokenIDs returns eos_token_id as a list (configs use an int or a list; Validate has checked
+// which).
+func (c *Config) EOSTokenIDs() []int {
+	ids, _ := tokenIDs(c.EOSTokenID)
+	return ids
+}
 
-func intList(v any) []int {
-	switch x := v.(type) {
-	case float64:
-		return []int{int(x)}
-	case int:
-		return []int{x}
-	case []any:
-		var out []int
-		for _, e := range x {
-			if f, ok := e.(float64); ok {
-				out = append(out, int(f))
-			}
+// tokenIDs reads a JSON token id or list of ids (nil: none); anything else is an error.
+func tokenIDs(v any) ([]int, error) {
+	bad := fmt.Errorf("want a token id or a list of ids, got %v", v)
+	id := func(e any) (int, bool) {
+		switch x := e.(type) {
+		case float64:
+			return int(x), x == float64(int(x))
+		case int:
+			return x, true
 		}
-		return out
+		return 0, false
 	}
-	return nil
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case []any:
+		out := make([]int, 0, len(x))
+		for _, e := range x {
+			i, ok := id(e)
+			if !ok {
+				return nil, bad
+			}
+			out = append(out, i)
+		}
+		return out, nil
+	case []int:
+		return x, nil
+	}
+	if i, ok := id(v); ok {
+		return []int{i}, nil
+	}
+	return nil, bad
 }
 
 // Marshal returns config.json bytes: the fields as read (unknown keys kept), with typed fields applied.

@@ -70,3 +70,28 @@ func sameFile(a, b string) (bool, error) {
 	}
 	return os.SameFile(sa, sb), nil
 }
+
+// OnnxModelFile is the exported decoder in a model dir (DESIGN.md's layout); its presence is what
+// marks a dir as exported. OnnxDataFile holds its large tensors when they are stored outside it.
+const (
+	OnnxModelFile = "model.onnx"
+	OnnxDataFile  = OnnxModelFile + ".data"
+)
+
+// The engines that run a model dir: the values of generate's and eval's --engine.
+const (
+	EngineAuto  = "auto"  // EngineONNX when the dir holds OnnxModelFile, else EngineGoMLX
+	EngineONNX  = "onnx"  // an exported dir on ONNX Runtime
+	EngineGoMLX = "gomlx" // a Hugging Face-layout dir on GoMLX
+)
+
+// ResolveEngine applies EngineAuto's rule to dir; any other kind is returned as it is.
+func ResolveEngine(kind, dir string) string {
+	if kind != EngineAuto {
+		return kind
+	}
+	if _, err := os.Stat(filepath.Join(dir, OnnxModelFile)); err == nil {
+		return EngineONNX
+	}
+	return EngineGoMLX
+}

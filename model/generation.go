@@ -52,17 +52,42 @@ func LoadGenerationConfig(dir string) (*GenerationConfig, error) {
 		}
 	}
 	var f generationFile
-	b, err := os.ReadFile(filepath.Join(dir, GenerationConfigFile))
+	path := filepath.Join(dir, GenerationConfigFile)
+	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
 		return nil, fmt.Errorf("generation config: %w", err)
 	default:
 		if err := json.Unmarshal(b, &f); err != nil {
-			return nil, fmt.Errorf("generation config: %s: bad JSON: %w", filepath.Join(dir, GenerationConfigFile), err)
+			return nil, fmt.Errorf("generation config: %s: bad JSON: %w", path, err)
 		}
 	}
-	return f.resolve(cfg)
+	g, err := f.resolve(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return g, nil
+}
+
+// StopIDs returns the token ids that end generation with the model in dir, from the first source
+// that names any: generation_config.json's eos_token_id, then config.json's, then tokenizerEOS
+// (the tokenizer's EOS id; -1 when there is none or no tokenizer is at hand). This is
+// transformers' order: generate() reads generation_config.json, which save_pretrained fills from
+// config.json. A missing file is fine; a malformed one is an error naming it, and so is finding no
+// EOS id at all (generation would never stop).
+func StopIDs(dir string, tokenizerEOS int) ([]int, error) {
+	g, err := LoadGenerationConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(g.EOSTokenIDs) > 0 {
+		return g.EOSTokenIDs, nil
+	}
+	if tokenizerEOS >= 0 {
+		return []int{tokenizerEOS}, nil
+	}
+	return nil, fmt.Errorf("%s: no eos_token_id in %s, %s or the tokenizer; generation would never stop", dir, GenerationConfigFile, ConfigFile)
 }
 
 func (f *generationFile) resolve(cfg *Config) (*GenerationConfig, error) {
@@ -76,7 +101,11 @@ func (f *generationFile) resolve(cfg *Config) (*GenerationConfig, error) {
 	g.EOSTokenIDs = cfg.EOSTokenIDs()
 	setInt(&g.BOSTokenID, f.BOSTokenID)
 	if f.EOSTokenID != nil {
-		g.EOSTokenIDs = intList(f.EOSTokenID)
+		ids, err := tokenIDs(f.EOSTokenID)
+		if err != nil {
+			return nil, fmt.Errorf("eos_token_id: %w", err)
+		}
+		g.EOSTokenIDs = ids
 	}
 	if len(g.EOSTokenIDs) > 0 {
 		g.PadTokenID = g.EOSTokenIDs[0]

@@ -92,3 +92,63 @@ func TestCopyModelFilesSkipsAbsent(t *testing.T) {
 		t.Fatalf("copy onto itself changed the file: %q", b)
 	}
 }
+
+// StopIDs: generation_config.json, else config.json, else the tokenizer's EOS; a malformed file is
+// an error that names it.
+func TestStopIDs(t *testing.T) {
+	const noEOSConfig = `{"hidden_size":16,"intermediate_size":24,"num_hidden_layers":1,"num_attention_heads":4,"vocab_size":40}`
+	for _, tc := range []struct {
+		name       string
+		config     string // "" = no config.json
+		genConfig  string // "" = no generation_config.json
+		tokEOS     int
+		want       []int
+		errMention string
+	}{
+		{"generation_config first", tinyConfigJSON, `{"eos_token_id":[9,3]}`, 1, []int{9, 3}, ""},
+		{"config.json when generation_config lacks eos", tinyConfigJSON, `{"temperature":0.5}`, 1, []int{6, 7}, ""},
+		{"config.json when generation_config is missing", tinyConfigJSON, "", 1, []int{6, 7}, ""},
+		{"tokenizer last", noEOSConfig, `{}`, 4, []int{4}, ""},
+		{"no files, tokenizer", "", "", 4, []int{4}, ""},
+		{"nothing anywhere", noEOSConfig, "", -1, nil, "no eos_token_id"},
+		{"malformed generation_config", tinyConfigJSON, `{"eos_token_id":`, 1, nil, GenerationConfigFile},
+		{"eos of the wrong type", tinyConfigJSON, `{"eos_token_id":"2"}`, 1, nil, GenerationConfigFile},
+		{"bad value in generation_config", tinyConfigJSON, `{"top_p":2}`, 1, nil, GenerationConfigFile},
+		{"malformed config.json", `{"hidden_size":`, "", 1, nil, ConfigFile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.config != "" {
+				writeModelJSON(t, dir, ConfigFile, tc.config)
+			}
+			if tc.genConfig != "" {
+				writeModelJSON(t, dir, GenerationConfigFile, tc.genConfig)
+			}
+			got, err := StopIDs(dir, tc.tokEOS)
+			if tc.errMention != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.errMention) {
+					t.Fatalf("got %v, %v; want an error mentioning %q", got, err, tc.errMention)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("got %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestResolveEngine(t *testing.T) {
+	hf, exported := t.TempDir(), t.TempDir()
+	writeModelJSON(t, exported, OnnxModelFile, "onnx")
+	for _, tc := range []struct{ kind, dir, want string }{
+		{EngineAuto, hf, EngineGoMLX},
+		{EngineAuto, exported, EngineONNX},
+		{EngineGoMLX, exported, EngineGoMLX},
+		{EngineONNX, hf, EngineONNX},
+	} {
+		if got := ResolveEngine(tc.kind, tc.dir); got != tc.want {
+			t.Errorf("ResolveEngine(%q, %s) = %q, want %q", tc.kind, tc.dir, got, tc.want)
+		}
+	}
+}

@@ -17,8 +17,7 @@ func OpenBackend(ctx context.Context, cfg Config, log *slog.Logger) (*Backend, e
 	if cfg.Model == "" {
 		return nil, errors.New("no model: pass --model DIR (an exported dir with model.onnx) or set MEDASSIST_MODEL")
 	}
-	mc, err := model.LoadConfig(cfg.Model)
-	if err != nil {
+	if _, err := model.LoadConfig(cfg.Model); err != nil {
 		return nil, fmt.Errorf("model %s: %w (--model must be an exported dir: medassist export --model HF_DIR --out DIR)", cfg.Model, err)
 	}
 	tok, err := tokenizer.Load(cfg.Model)
@@ -26,6 +25,11 @@ func OpenBackend(ctx context.Context, cfg Config, log *slog.Logger) (*Backend, e
 		return nil, err
 	}
 	tpl, err := model.LoadChatTemplate(cfg.Model)
+	if err != nil {
+		tok.Close()
+		return nil, err
+	}
+	stop, err := model.StopIDs(cfg.Model, tok.EOS())
 	if err != nil {
 		tok.Close()
 		return nil, err
@@ -39,13 +43,6 @@ func OpenBackend(ctx context.Context, cfg Config, log *slog.Logger) (*Backend, e
 	if err != nil {
 		tok.Close()
 		return nil, fmt.Errorf("open engine: %w", err)
-	}
-	stop := mc.EOSTokenIDs()
-	if gc, err := model.LoadGenerationConfig(cfg.Model); err == nil && len(gc.EOSTokenIDs) > 0 {
-		stop = gc.EOSTokenIDs
-	}
-	if len(stop) == 0 && tok.EOS() >= 0 {
-		stop = []int{tok.EOS()}
 	}
 	return &Backend{
 		Gen: eng, Tok: tok, Template: tpl, StopIDs: stop,

@@ -3,9 +3,7 @@ package train
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -22,11 +20,10 @@ import (
 // right-padded to a multiple of genBucket tokens and the cache sized to a multiple of cacheBucket,
 // so that a few compiled graphs serve every request.
 type generator struct {
-	s       *session
-	log     *slog.Logger
-	mu      sync.Mutex // one graph execution at a time: the backend already uses every core
-	prefill *mlmodel.Exec
-	decode  *mlmodel.Exec
+	s    *session
+	log  *slog.Logger
+	mu   sync.Mutex    // one graph execution at a time: the backend already uses every core
+	step *mlmodel.Exec // the prompt (prefill) and each new token (decode), one graph per shape
 }
 
 const (
@@ -56,31 +53,23 @@ func OpenGeneratorOn(dir, backendSpec string, log *slog.Logger) (generation.Gene
 	}
 	log.Debug("gomlx model loaded", "dir", dir, "backend", b.Name(), "load", time.Since(start).Round(time.Millisecond))
 	g := &generator{s: s, log: log}
-	if g.prefill, err = mlmodel.NewExec(b, s.store, g.prefillGraph); err != nil {
+	if g.step, err = mlmodel.NewExec(b, s.store, g.stepGraph); err != nil {
 		return nil, err
 	}
-	if g.decode, err = mlmodel.NewExec(b, s.store, g.decodeGraph); err != nil {
-		return nil, err
-	}
-	g.prefill.SetMaxCache(128)
-	g.decode.SetMaxCache(64)
+	g.step.SetMaxCache(192)
 	return g, nil
 }
 
-// prefillGraph: ids [1, n], last (int32), an empty cache → (logits after the token at last, cache).
-func (g *generator) prefillGraph(_ *mlmodel.Scope, ids, last, cache *graph.Node) (*graph.Node, *graph.Node) {
+// stepGraph: ids [1, n] at positions pos.. (int32), the cache, last (int32: the index in ids of the
+// last real token, ids being right-padded) → (logits after the token at last, cache with ids'
+// keys and values). The prompt is one step at pos 0, each new token one step of n = 1.
+func (g *generator) stepGraph(_ *mlmodel.Scope, ids, pos, last, cache *graph.Node) (*graph.Node, *graph.Node) {
 	defer releaseVJPs(ids.Graph())
 	m := buildLlama(g.s.store, ids.Graph(), g.s.cfg, g.s.adapter, nil)
-	h, c := m.Prefill(ids, last, cache)
-	return graph.Reshape(m.Logits(h), -1), c
-}
-
-// decodeGraph: id [1, 1], pos (int32), cache → (logits after id, cache).
-func (g *generator) decodeGraph(_ *mlmodel.Scope, id, pos, cache *graph.Node) (*graph.Node, *graph.Node) {
-	defer releaseVJPs(id.Graph())
-	m := buildLlama(g.s.store, id.Graph(), g.s.cfg, g.s.adapter, nil)
-	h, c := m.Decode(id, pos, cache)
-	return graph.Reshape(m.Logits(h), -1), c
+	h, c := m.Hidden(ids, &KVCache{Data: cache, Pos: pos})
+	dims := h.Shape().Dimensions
+	h = graph.Gather(graph.Reshape(h, dims[1], dims[2]), graph.Reshape(last, 1, 1)) // [1, hidden]
+	return graph.Reshape(m.Logits(h), -1), c.Data
 }
 
 // sequence is one request's state: its token ids and key/value cache.
@@ -104,7 +93,7 @@ func (g *generator) start(prompt []int, capacity int) (*sequence, []float32, err
 	cache := tensors.FromShape(shapes.Make(dtypes.Float32, cfg.NumHiddenLayers, 2, cfg.NumKeyValueHeads, capacity, cfg.HeadDim()))
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	out, err := g.prefill.Call(tensors.FromFlatDataAndDimensions(padded, 1, width), int32(len(prompt)-1), cache)
+	out, err := g.step.Call(tensors.FromFlatDataAndDimensions(padded, 1, width), int32(0), int32(len(prompt)-1), cache)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -121,7 +110,7 @@ func (s *sequence) next(id int) ([]float32, error) {
 	s.ids = append(s.ids, id)
 	s.g.mu.Lock()
 	defer s.g.mu.Unlock()
-	out, err := s.g.decode.Call(tensors.FromFlatDataAndDimensions([]int32{int32(id)}, 1, 1), int32(pos), s.cache)
+	out, err := s.g.step.Call(tensors.FromFlatDataAndDimensions([]int32{int32(id)}, 1, 1), int32(pos), int32(0), s.cache)
 	if err != nil {
 		return nil, err
 	}
@@ -132,61 +121,34 @@ func (s *sequence) next(id int) ([]float32, error) {
 
 func (s *sequence) close() { s.cache.FinalizeAll() }
 
-// Generate implements generation.Generator.
+// Generate implements generation.Generator with generation.Run's loop.
 func (g *generator) Generate(ctx context.Context, req generation.Request, emit func(id int) error) (generation.Result, error) {
-	start := time.Now()
-	res := generation.Result{PromptTokens: len(req.PromptIDs)}
-	defer func() { res.Duration = time.Since(start) }()
-	if err := req.Validate(); err != nil {
-		return res, err
-	}
 	cfg := g.s.cfg
 	maxLen := cfg.MaxPositionEmbeddings
 	if maxLen <= 0 {
 		maxLen = len(req.PromptIDs) + req.MaxNewTokens
 	}
-	if len(req.PromptIDs) >= maxLen {
-		return res, fmt.Errorf("prompt has %d tokens; the model's context is %d", len(req.PromptIDs), maxLen)
-	}
-	for _, id := range req.PromptIDs {
-		if id < 0 || id >= cfg.VocabSize {
-			return res, fmt.Errorf("prompt token id %d is outside the vocabulary (0..%d)", id, cfg.VocabSize-1)
-		}
-	}
-	total := min(len(req.PromptIDs)+req.MaxNewTokens, maxLen)
-	seq, logits, err := g.start(req.PromptIDs, total)
-	if err != nil {
-		return res, err
-	}
-	defer seq.close()
-	sampler := generation.NewSampler(req.Sampling)
-	for {
-		if err := ctx.Err(); err != nil {
-			res.Finish = generation.FinishCancelled
-			return res, err
-		}
-		id := sampler.Next(logits, seq.ids)
-		if res.TTFT == 0 {
-			res.TTFT = time.Since(start)
-		}
-		if slices.Contains(req.StopIDs, id) {
-			res.Finish = generation.FinishStop
-			return res, nil
-		}
-		res.IDs = append(res.IDs, id)
-		if err := emit(id); err != nil {
-			if errors.Is(err, generation.ErrStop) {
-				res.Finish = generation.FinishStop
-				return res, nil
-			}
-			return res, err
-		}
-		if len(res.IDs) == req.MaxNewTokens || len(seq.ids)+1 >= maxLen {
-			res.Finish = generation.FinishLength
-			return res, nil
-		}
-		if logits, err = seq.next(id); err != nil {
-			return res, err
-		}
+	st := &stepper{g: g}
+	defer st.close()
+	return generation.Run(ctx, req, maxLen, cfg.VocabSize, st, emit)
+}
+
+// stepper is one request's sequence as a generation.Stepper.
+type stepper struct {
+	g   *generator
+	seq *sequence
+}
+
+func (st *stepper) Start(prompt []int, capacity int) ([]float32, error) {
+	seq, logits, err := st.g.start(prompt, capacity)
+	st.seq = seq
+	return logits, err
+}
+
+func (st *stepper) Step(id int) ([]float32, error) { return st.seq.next(id) }
+
+func (st *stepper) close() {
+	if st.seq != nil {
+		st.seq.close()
 	}
 }

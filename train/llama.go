@@ -3,6 +3,7 @@ package train
 import (
 	"math"
 
+	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like maths
 	"github.com/medassist/medassist/model"
@@ -75,58 +76,151 @@ func rmsNorm(x, w *Node, eps float64) *Node {
 // Forward computes the logits [batch, seq, vocab] of ids [batch, seq] (int32). Sequences are
 // right-padded: padding only follows real tokens, so the causal mask alone keeps it out of sight.
 func (m *Llama) Forward(ids *Node) *Node {
-	return m.Logits(m.Hidden(ids))
+	h, _ := m.Hidden(ids, nil)
+	return m.Logits(h)
 }
 
-// Hidden is the final normalised hidden state [batch, seq, hidden] before the head.
-func (m *Llama) Hidden(ids *Node) *Node {
-	g := ids.Graph()
-	seqLen := ids.Shape().Dimensions[1]
-	rope := newRope(m.Config, seqLen)
-	kv := m.Config.NumKeyValueHeads
-	mask := causalMask(g, ids.Shape().Dimensions[0]*kv, m.Config.NumAttentionHeads/kv, seqLen)
-	x := Gather(m.EmbedTokens, InsertAxes(ids, -1))
-	for _, layer := range m.Layers {
-		x = layer.Forward(x, rope, mask, m.Config.RMSNormEps)
+// KVCache holds the keys and values of every layer of one sequence, Data [layers, 2, kvHeads,
+// capacity, headDim] (2: keys, values), and Pos, the position (int32 scalar) of the first token
+// the next forward pass adds. Positions ≥ Pos may hold stale values: they are overwritten before
+// any query can see them.
+type KVCache struct {
+	Data, Pos *Node
+}
+
+// Hidden is the model's one forward pass: the final normalised hidden state [batch, seq, hidden]
+// of ids [batch, seq]. Without a cache (training, perplexity) the tokens are positions 0..seq-1
+// and attend causally to each other. With a cache (cached generation, batch 1) they are positions
+// cache.Pos.. and also attend to the cached positions before them: a prompt is one call at Pos 0
+// (prefill), each new token one call of seq 1 (decode). The returned cache has the new keys and
+// values written at their positions (nil without a cache).
+func (m *Llama) Hidden(ids *Node, cache *KVCache) (*Node, *KVCache) {
+	dims := ids.Shape().Dimensions
+	b, s := dims[0], dims[1]
+	var at *attend
+	switch {
+	case cache == nil:
+		at = newAttend(ids.Graph(), m.Config, b, s)
+	case b != 1:
+		panic("Llama.Hidden: a KV cache holds one sequence; ids must be [1, seq]")
+	default:
+		at = newCachedAttend(m.Config, s, cache)
 	}
-	return rmsNorm(x, m.Norm, m.Config.RMSNormEps)
+	eps := m.Config.RMSNormEps
+	x := Gather(m.EmbedTokens, InsertAxes(ids, -1))
+	for i, layer := range m.Layers {
+		x = layer.Forward(x, at.layer(i), eps)
+	}
+	h := rmsNorm(x, m.Norm, eps)
+	if cache == nil {
+		return h, nil
+	}
+	return h, &KVCache{Data: Stack(at.written, 0), Pos: AddScalar(cache.Pos, s)}
 }
 
 // Logits applies the head to hidden states.
 func (m *Llama) Logits(h *Node) *Node { return dense(h, m.LMHead) }
 
 // Forward runs one decoder block on x [batch, seq, hidden].
-func (l *Layer) Forward(x *Node, rope *rope, mask *Node, eps float64) *Node {
-	h := Add(x, l.SelfAttention.Forward(rmsNorm(x, l.AttentionNorm, eps), rope, mask))
+func (l *Layer) Forward(x *Node, at *layerAttend, eps float64) *Node {
+	h := Add(x, l.SelfAttention.Forward(rmsNorm(x, l.AttentionNorm, eps), at))
 	return Add(h, l.MLP.Forward(rmsNorm(h, l.MLPNorm, eps)))
+}
+
+// attend is what the attention of every layer shares in one forward pass: the rotary tables of the
+// tokens' positions, the additive mask of the scores, and, with a cache, the cache and the layers'
+// updated entries.
+type attend struct {
+	rope    *rope
+	mask    *Node // [batch·kvHeads, group·seq, keys]
+	cache   *KVCache
+	written []*Node // each layer's [2, kvHeads, capacity, headDim] after the pass
+}
+
+// layerAttend is attend as seen by layer i.
+type layerAttend struct {
+	*attend
+	i int
+}
+
+func (a *attend) layer(i int) *layerAttend { return &layerAttend{attend: a, i: i} }
+
+func newAttend(g *Graph, cfg *model.Config, b, s int) *attend {
+	kv := cfg.NumKeyValueHeads
+	return &attend{rope: newRope(cfg, s), mask: causalMask(g, b*kv, cfg.NumAttentionHeads/kv, s)}
+}
+
+// newCachedAttend places s new tokens at positions cache.Pos..: a query at position p sees the keys
+// at positions ≤ p, cached or new.
+func newCachedAttend(cfg *model.Config, s int, cache *KVCache) *attend {
+	g := cache.Data.Graph()
+	capacity := cache.Data.Shape().Dimensions[3]
+	kv := cfg.NumKeyValueHeads
+	group := cfg.NumAttentionHeads / kv
+	pos := cache.Pos
+	shape := shapes.Make(pos.DType(), group, s, capacity)
+	query := Add(Iota(g, shape, 1), pos)
+	visible := LessOrEqual(Iota(g, shape, 2), query)
+	mask := Where(visible, ScalarZero(g, dtypes.Float32), Scalar(g, dtypes.Float32, -1e9))
+	return &attend{
+		rope:    newRope(cfg, capacity).at(pos, s),
+		mask:    BroadcastToDims(Reshape(mask, 1, group*s, capacity), kv, group*s, capacity),
+		cache:   cache,
+		written: make([]*Node, cfg.NumHiddenLayers),
+	}
+}
+
+// keysValues returns the keys and values the queries attend to, [rows, keys, d] with rows =
+// batch·kvHeads, given the new ones k, v [b, kv, s, d]. With a cache, the new ones are written
+// into the layer's cache entry, which is then attended to whole (the mask hides what is not yet
+// written).
+func (a *layerAttend) keysValues(k, v *Node) (keys, vals *Node) {
+	dims := k.Shape().Dimensions
+	b, kv, s, d := dims[0], dims[1], dims[2], dims[3]
+	if a.cache == nil {
+		return Reshape(k, b*kv, s, d), Reshape(v, b*kv, s, d)
+	}
+	c := Squeeze(SliceAxis(a.cache.Data, 0, AxisElem(a.i)), 0) // [2, kv, capacity, d]
+	keys = place(Squeeze(SliceAxis(c, 0, AxisElem(0)), 0), Reshape(k, kv, s, d), a.cache.Pos)
+	vals = place(Squeeze(SliceAxis(c, 0, AxisElem(1)), 0), Reshape(v, kv, s, d), a.cache.Pos)
+	a.written[a.i] = Stack([]*Node{keys, vals}, 0)
+	return keys, vals
+}
+
+// place returns c [kv, capacity, d] with positions pos..pos+s-1 replaced by x [kv, s, d].
+func place(c, x, pos *Node) *Node {
+	g := x.Graph()
+	dims := c.Shape().Dimensions
+	kv, capacity, d := dims[0], dims[1], dims[2]
+	s := x.Shape().Dimensions[1]
+	from := Sub(Iota(g, shapes.Make(pos.DType(), capacity), 0), pos) // index into x of each position
+	inside := LogicalAnd(GreaterOrEqual(from, ScalarZero(g, pos.DType())), LessThan(from, Scalar(g, pos.DType(), s)))
+	from = Where(inside, from, ZerosLike(from))
+	rows := Gather(TransposeAllAxes(x, 1, 0, 2), Reshape(from, capacity, 1)) // [capacity, kv, d]
+	inside = BroadcastToDims(Reshape(inside, 1, capacity, 1), kv, capacity, d)
+	return Where(inside, TransposeAllAxes(rows, 1, 0, 2), c)
 }
 
 // Forward is causal grouped-query attention on x [batch, seq, hidden]. Heads are laid out as
 // [batch·kvHeads, group·seq, headDim] so that each KV head serves its group of query heads in one
 // batched matrix product, without copying keys or values.
-func (sa *SelfAttention) Forward(x *Node, rope *rope, mask *Node) *Node {
-	out, _, _ := sa.forwardKV(x, rope, mask)
-	return out
-}
-
-// forwardKV is Forward that also returns the rotated keys and the values, [batch, kvHeads, seq, d].
-func (sa *SelfAttention) forwardKV(x *Node, rope *rope, mask *Node) (out, k, v *Node) {
+func (sa *SelfAttention) Forward(x *Node, at *layerAttend) *Node {
 	dims := x.Shape().Dimensions
 	b, s := dims[0], dims[1]
 	kv, d := sa.NumKVHeads, sa.HeadDim
 	g := sa.NumHeads / kv
 	q := TransposeAllAxes(Reshape(sa.Query.Forward(x), b, s, kv, g, d), 0, 2, 3, 1, 4) // [b, kv, g, s, d]
-	k = TransposeAllAxes(Reshape(sa.Key.Forward(x), b, s, kv, d), 0, 2, 1, 3)          // [b, kv, s, d]
-	v = TransposeAllAxes(Reshape(sa.Value.Forward(x), b, s, kv, d), 0, 2, 1, 3)
-	q, k = rope.apply(q), rope.apply(k)
+	k := TransposeAllAxes(Reshape(sa.Key.Forward(x), b, s, kv, d), 0, 2, 1, 3)         // [b, kv, s, d]
+	v := TransposeAllAxes(Reshape(sa.Value.Forward(x), b, s, kv, d), 0, 2, 1, 3)
+	q, k = at.rope.apply(q), at.rope.apply(k)
+	keys, vals := at.keysValues(k, v)
 
-	// The 1/√d scale is applied to q (g·s·d values) rather than to the scores (g·s·s).
+	// The 1/√d scale is applied to q (g·s·d values) rather than to the scores (g·s·keys).
 	qf := MulScalar(Reshape(q, b*kv, g*s, d), 1/math.Sqrt(float64(d)))
-	kf, vf := Reshape(k, b*kv, s, d), Reshape(v, b*kv, s, d)
-	scores := Add(batchedMatMulT(qf, kf), mask)                         // [b·kv, g·s, s]
-	out = batchedMatMul(softmax(scores), vf)                            // [b·kv, g·s, d]
+	scores := Add(batchedMatMulT(qf, keys), at.mask)                    // [b·kv, g·s, keys]
+	out := batchedMatMul(softmax(scores), vals)                         // [b·kv, g·s, d]
 	out = TransposeAllAxes(Reshape(out, b, kv, g, s, d), 0, 3, 1, 2, 4) // [b, s, kv, g, d]
-	return sa.Output.Forward(Reshape(out, b, s, sa.NumHeads*d)), k, v
+	return sa.Output.Forward(Reshape(out, b, s, sa.NumHeads*d))
 }
 
 // Forward is down(silu(gate(x)) · up(x)).
@@ -158,6 +252,16 @@ type rope struct {
 	cos, sin []float32
 	seq, d   int
 	tiled    map[string][2]*Node // the tables as constants of a query's or key's full shape
+	rows     [2]*Node            // set by at: cos and sin of positions pos..pos+s-1, [s, headDim]
+}
+
+// at returns the rotation of the s positions from pos (int32 scalar) on, the tables' rows
+// gathered in the graph.
+func (r *rope) at(pos *Node, s int) *rope {
+	g := pos.Graph()
+	idx := Reshape(Add(Iota(g, shapes.Make(pos.DType(), s), 0), pos), s, 1)
+	rows := func(tab []float32) *Node { return Gather(Reshape(Const(g, tab), r.seq, r.d), idx) }
+	return &rope{seq: s, d: r.d, rows: [2]*Node{rows(r.cos), rows(r.sin)}}
 }
 
 func newRope(cfg *model.Config, seqLen int) *rope {
@@ -172,126 +276,44 @@ func newRope(cfg *model.Config, seqLen int) *rope {
 }
 
 // apply rotates x [..., seq, headDim]: x·cos + rotate_half(x)·sin. The tables are constants of x's
-// full shape (made once per shape and graph), so no broadcast is computed.
+// full shape (made once per shape and graph), so no broadcast is computed; rows from at are
+// broadcast.
 func (r *rope) apply(x *Node) *Node {
-	key := x.Shape().String()
-	t, ok := r.tiled[key]
-	if !ok {
-		tile := func(tab []float32) *Node {
-			data := make([]float32, 0, x.Shape().Size())
-			for len(data) < x.Shape().Size() {
-				data = append(data, tab...)
-			}
-			return Reshape(Const(x.Graph(), data), x.Shape().Dimensions...)
-		}
-		t = [2]*Node{tile(r.cos), tile(r.sin)}
-		r.tiled[key] = t
-	}
+	t := r.tables(x)
 	half := r.d / 2
 	x1 := SliceAxis(x, -1, AxisRange(0, half))
 	x2 := SliceAxis(x, -1, AxisRange(half, r.d))
 	return Add(Mul(x, t[0]), Mul(Concatenate([]*Node{x2, x1}, -1), t[1]))
 }
 
-// Cached decoding (one sequence): the keys and values of every layer live in a cache tensor
-// [layers, 2, kvHeads, capacity, headDim] (2: keys, values); Prefill fills it for the prompt and
-// Decode adds one token at a time, attending to the cached positions ≤ its own.
-
-// Prefill runs ids [1, n] (right-padded; the real tokens end at position last) and returns the
-// final hidden state at last [1, hidden] and the cache of capacity cache.Shape()[3] with positions
-// < n filled (positions after last hold padding, masked out by Decode until overwritten).
-func (m *Llama) Prefill(ids, last, cache *Node) (hidden, newCache *Node) {
-	g := ids.Graph()
-	n := ids.Shape().Dimensions[1]
-	capacity := cache.Shape().Dimensions[3]
-	rope := newRope(m.Config, n)
-	kv := m.Config.NumKeyValueHeads
-	mask := causalMask(g, kv, m.Config.NumAttentionHeads/kv, n)
-	eps := m.Config.RMSNormEps
-	x := Gather(m.EmbedTokens, InsertAxes(ids, -1))
-	layers := make([]*Node, len(m.Layers))
-	for i, l := range m.Layers {
-		att, k, v := l.SelfAttention.forwardKV(rmsNorm(x, l.AttentionNorm, eps), rope, mask)
-		h := Add(x, att)
-		x = Add(h, l.MLP.Forward(rmsNorm(h, l.MLPNorm, eps)))
-		kvs := Stack([]*Node{Squeeze(k, 0), Squeeze(v, 0)}, 0) // [2, kv, n, d]
-		if capacity > n {
-			rest := SliceAxis(cache, 0, AxisElem(i))
-			rest = Slice(Squeeze(rest, 0), AxisRange(), AxisRange(), AxisRange(n, capacity))
-			kvs = Concatenate([]*Node{kvs, rest}, 2)
-		}
-		layers[i] = kvs
-	}
-	h := rmsNorm(x, m.Norm, eps) // [1, n, hidden]
-	hidden = Gather(Reshape(h, n, h.Shape().Dimensions[2]), Reshape(last, 1, 1))
-	return hidden, Stack(layers, 0)
-}
-
-// Decode runs token id [1, 1] at position pos (int32 scalar) against the cache and returns the
-// final hidden state [1, hidden] and the cache with the token's keys and values at pos.
-func (m *Llama) Decode(id, pos, cache *Node) (hidden, newCache *Node) {
-	g := id.Graph()
-	capacity := cache.Shape().Dimensions[3]
-	cos, sin := newRope(m.Config, capacity).row(g, pos)
-	// Positions: the one written now, and those attended to (≤ pos).
-	iota := Iota(g, shapes.Make(pos.DType(), capacity), 0)
-	here := Equal(iota, pos)
-	visible := LessOrEqual(iota, pos)
-	eps := m.Config.RMSNormEps
-	x := Gather(m.EmbedTokens, Reshape(id, 1, 1, 1)) // [1, 1, hidden]
-	layers := make([]*Node, len(m.Layers))
-	for i, l := range m.Layers {
-		c := Squeeze(SliceAxis(cache, 0, AxisElem(i)), 0) // [2, kv, capacity, d]
-		att, kvs := l.SelfAttention.step(rmsNorm(x, l.AttentionNorm, eps), cos, sin, here, visible, c)
-		h := Add(x, att)
-		x = Add(h, l.MLP.Forward(rmsNorm(h, l.MLPNorm, eps)))
-		layers[i] = kvs
-	}
-	return Reshape(rmsNorm(x, m.Norm, eps), 1, -1), Stack(layers, 0)
-}
-
-// step is attention for one new token x [1, 1, hidden] against the cached keys and values
-// c [2, kv, capacity, d]; it returns the attention output and the updated cache.
-func (sa *SelfAttention) step(x, cos, sin, here, visible, c *Node) (*Node, *Node) {
-	kv, d := sa.NumKVHeads, sa.HeadDim
-	g := sa.NumHeads / kv
-	capacity := c.Shape().Dimensions[2]
-	q := ropeRow(Reshape(sa.Query.Forward(x), kv, g, d), cos, sin) // [kv, g, d]
-	k := ropeRow(Reshape(sa.Key.Forward(x), kv, 1, d), cos, sin)   // [kv, 1, d]
-	v := Reshape(sa.Value.Forward(x), kv, 1, d)
-	at := BroadcastToDims(Reshape(here, 1, capacity, 1), kv, capacity, d)
-	keys := Where(at, BroadcastToDims(k, kv, capacity, d), Squeeze(SliceAxis(c, 0, AxisElem(0)), 0))
-	vals := Where(at, BroadcastToDims(v, kv, capacity, d), Squeeze(SliceAxis(c, 0, AxisElem(1)), 0))
-	scores := DotGeneral(MulScalar(q, 1/math.Sqrt(float64(d))), []int{2}, []int{0}, keys, []int{2}, []int{0}) // [kv, g, capacity]
-	bias := Where(visible, ScalarZero(x.Graph(), x.DType()), Scalar(x.Graph(), x.DType(), -1e9))
-	scores = Add(scores, BroadcastToDims(Reshape(bias, 1, 1, capacity), kv, g, capacity))
-	out := DotGeneral(softmax(scores), []int{2}, []int{0}, vals, []int{1}, []int{0}) // [kv, g, d]
-	return sa.Output.Forward(Reshape(out, 1, 1, sa.NumHeads*d)), Stack([]*Node{keys, vals}, 0)
-}
-
-// row returns the rotary tables at position pos, [1, 1, d] each (sin with its first half negated).
-func (r *rope) row(g *Graph, pos *Node) (cos, sin *Node) {
-	idx := Reshape(pos, 1, 1)
-	cos = Gather(Reshape(Const(g, r.cos), r.seq, r.d), idx)
-	sin = Gather(Reshape(Const(g, r.sin), r.seq, r.d), idx)
-	return Reshape(cos, 1, 1, r.d), Reshape(sin, 1, 1, r.d)
-}
-
-// ropeRow rotates x [heads, n, d] with one position's tables [1, 1, d].
-func ropeRow(x, cos, sin *Node) *Node {
-	half := x.Shape().Dimensions[2] / 2
+// tables returns cos and sin of x's full shape.
+func (r *rope) tables(x *Node) [2]*Node {
 	dims := x.Shape().Dimensions
-	x1 := SliceAxis(x, -1, AxisRange(0, half))
-	x2 := SliceAxis(x, -1, AxisRange(half, 2*half))
-	return Add(Mul(x, BroadcastToDims(cos, dims...)), Mul(Concatenate([]*Node{x2, x1}, -1), BroadcastToDims(sin, dims...)))
+	if r.rows[0] != nil {
+		wide := func(n *Node) *Node { return BroadcastToDims(ExpandLeftToRank(n, x.Rank()), dims...) }
+		return [2]*Node{wide(r.rows[0]), wide(r.rows[1])}
+	}
+	key := x.Shape().String()
+	if t, ok := r.tiled[key]; ok {
+		return t
+	}
+	tile := func(tab []float32) *Node {
+		data := make([]float32, 0, x.Shape().Size())
+		for len(data) < x.Shape().Size() {
+			data = append(data, tab...)
+		}
+		return Reshape(Const(x.Graph(), data), dims...)
+	}
+	t := [2]*Node{tile(r.cos), tile(r.sin)}
+	r.tiled[key] = t
+	return t
 }
 
-// ropeTables computes cos and sin [seq, headDim] the way transformers does, in float32: inverse
-// frequencies base^(-2i/d) (with linear or llama3 scaling), angle = position · frequency, the
-// halves repeated.
+// ropeTables computes cos and sin [seq, headDim] the way transformers does, in float32: angle =
+// position · inverse frequency (model.Config.RopeInvFreq), the halves repeated.
 func ropeTables(cfg *model.Config, seqLen int) (cos, sin []float32) {
 	d := cfg.HeadDim()
-	inv := ropeInvFreq(cfg)
+	inv := cfg.RopeInvFreq()
 	cos = make([]float32, seqLen*d)
 	sin = make([]float32, seqLen*d)
 	for p := range seqLen {
@@ -303,42 +325,6 @@ func ropeTables(cfg *model.Config, seqLen int) (cos, sin []float32) {
 		}
 	}
 	return cos, sin
-}
-
-func ropeInvFreq(cfg *model.Config) []float32 {
-	d := cfg.HeadDim()
-	inv := make([]float32, d/2)
-	for i := range inv {
-		exp := float32(2*i) / float32(d)
-		inv[i] = 1 / float32(math.Pow(cfg.RopeTheta, float64(exp)))
-	}
-	rs := cfg.RopeScaling
-	if rs == nil {
-		return inv
-	}
-	switch rs.Kind() {
-	case "linear":
-		for i := range inv {
-			inv[i] /= float32(rs.Factor)
-		}
-	case "llama3":
-		oldCtx := float64(rs.OriginalMaxPositionEmbeddings)
-		lowWavelen := oldCtx / rs.LowFreqFactor
-		highWavelen := oldCtx / rs.HighFreqFactor
-		for i, f := range inv {
-			wavelen := 2 * math.Pi / float64(f)
-			scaled := float64(f)
-			if wavelen > lowWavelen {
-				scaled /= rs.Factor
-			}
-			if wavelen >= highWavelen && wavelen <= lowWavelen {
-				smooth := (oldCtx/wavelen - rs.LowFreqFactor) / (rs.HighFreqFactor - rs.LowFreqFactor)
-				scaled = (1-smooth)*scaled/rs.Factor + smooth*scaled
-			}
-			inv[i] = float32(scaled)
-		}
-	}
-	return inv
 }
 
 // tokenLoss returns, for logits [b, s, vocab] and labels [b, s] (int32, -100 = ignored), the sum of

@@ -30,7 +30,12 @@ type llamaGolden struct {
 
 func loadLlamaGolden(t *testing.T) *llamaGolden {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(testutil.RepoRoot(), "testdata", "llama", "stories260k.json"))
+	return readLlamaGolden(t, filepath.Join(testutil.RepoRoot(), "testdata", "llama", "stories260k.json"))
+}
+
+func readLlamaGolden(t *testing.T, path string) *llamaGolden {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("golden logits (make them with tools/oracle/llama_golden.py): %v", err)
 	}
@@ -47,21 +52,29 @@ func TestStoriesLogitsMatchTransformers(t *testing.T) {
 	golden := loadLlamaGolden(t)
 	s := testSession(t, dir)
 	for _, c := range golden.Cases {
-		got, err := sessionLogits(s, [][]int32{c.IDs})
-		if err != nil {
-			t.Fatal(err)
-		}
-		worst := 0.0
-		for pos, row := range c.Logits {
-			for v, want := range row {
-				worst = math.Max(worst, math.Abs(float64(got[0][pos][v])-want))
-			}
-		}
+		_, worst := logitsDiff(t, s, c.IDs, c.Logits)
 		t.Logf("%q: %d positions, max |Δlogit| = %.2g", c.Prompt, len(c.Logits), worst)
 		if worst > 1e-4 {
 			t.Errorf("%q: logits differ from transformers by up to %g (want ≤ 1e-4)", c.Prompt, worst)
 		}
 	}
+}
+
+// logitsDiff runs ids through the session's forward pass and returns the logits [pos][vocab] and
+// their largest difference from want.
+func logitsDiff(t *testing.T, s *session, ids []int32, want [][]float64) ([][]float32, float64) {
+	t.Helper()
+	got, err := sessionLogits(s, [][]int32{ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := 0.0
+	for pos, row := range want {
+		for v, w := range row {
+			worst = math.Max(worst, math.Abs(float64(got[0][pos][v])-w))
+		}
+	}
+	return got[0], worst
 }
 
 func testSession(t *testing.T, dir string) *session {
@@ -112,19 +125,27 @@ func TestDecodeWithCacheMatchesRecompute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := gen.(*generator)
 	c := golden.Cases[1]
-	prompt := make([]int, len(c.IDs))
-	for i, id := range c.IDs {
-		prompt[i] = int(id)
+	worst := cachedVsRecomputed(t, gen.(*generator), c.IDs, c.GreedyIDs[:12])
+	t.Logf("12 decode steps: max |Δlogit| cached vs recomputed = %.2g", worst)
+	if worst > 1e-4 {
+		t.Errorf("cached decoding differs from recomputation by %g", worst)
 	}
-	seq, logits, err := g.start(prompt, len(prompt)+12)
+}
+
+// cachedVsRecomputed feeds ids, then each of next, through the generator's cache and returns the
+// largest difference between the logits of each step and those of a full forward pass over the
+// sequence so far.
+func cachedVsRecomputed(t *testing.T, g *generator, ids []int32, next []int) float64 {
+	t.Helper()
+	prompt := toInts(ids)
+	seq, logits, err := g.start(prompt, len(prompt)+len(next))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer seq.close()
 	worst := 0.0
-	for step := 0; step < 12; step++ {
+	for _, id := range next {
 		full := make([]int32, len(seq.ids))
 		for i, id := range seq.ids {
 			full[i] = int32(id)
@@ -133,17 +154,12 @@ func TestDecodeWithCacheMatchesRecompute(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		last := ref[0][len(full)-1]
-		worst = math.Max(worst, testutil.MaxAbsDiff(last, logits))
-		next := c.GreedyIDs[step]
-		if logits, err = seq.next(next); err != nil {
+		worst = math.Max(worst, testutil.MaxAbsDiff(ref[0][len(full)-1], logits))
+		if logits, err = seq.next(id); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("12 decode steps: max |Δlogit| cached vs recomputed = %.2g", worst)
-	if worst > 1e-4 {
-		t.Errorf("cached decoding differs from recomputation by %g", worst)
-	}
+	return worst
 }
 
 // sessionLogits runs the forward pass on a batch of equal-length sequences and returns
@@ -172,4 +188,56 @@ func sessionLogits(s *session, ids [][]int32) ([][][]float32, error) {
 		}
 	}
 	return res, nil
+}
+
+// TestTinyRandomLogitsMatchTransformers runs the tiny random models of testdata/export (one per
+// rope_scaling kind the config accepts, tools/oracle/tiny_random.py) through the GoMLX forward.
+func TestTinyRandomLogitsMatchTransformers(t *testing.T) {
+	for _, name := range []string{"tiny-gqa2-default", "tiny-mha-tied-linear", "tiny-gqa3-untied-llama3", "tiny-mha-llama3-factors"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(testutil.RepoRoot(), "testdata", "export", name)
+			golden := readLlamaGolden(t, filepath.Join(dir, "golden.json"))
+			s := testSession(t, dir)
+			t.Logf("rope_scaling %+v", s.cfg.RopeScaling)
+			c := golden.Cases[0]
+			got, worst := logitsDiff(t, s, c.IDs, c.Logits)
+			t.Logf("%d positions, max |Δlogit| = %.2g", len(c.Logits), worst)
+			if worst > 1e-4 {
+				t.Errorf("logits differ from transformers by up to %g (want ≤ 1e-4)", worst)
+			}
+			gen, err := OpenGenerator(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The cached path (rotary rows gathered at the cache position) on the prompt's first 9
+			// tokens, then the next 12 ids.
+			cached := cachedVsRecomputed(t, gen.(*generator), c.IDs[:9], toInts(c.IDs[9:21]))
+			t.Logf("12 cached decode steps: max |Δlogit| cached vs recomputed = %.2g", cached)
+			if cached > 1e-4 {
+				t.Errorf("cached decoding differs from recomputation by %g", cached)
+			}
+			if s.cfg.RopeScaling == nil {
+				return
+			}
+			// The golden must tell the scaling apart: without it the logits are far off.
+			unscaled := *s.cfg
+			unscaled.RopeScaling = nil
+			s.cfg = &unscaled
+			plain, err := sessionLogits(s, [][]int32{c.IDs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := testutil.MaxAbsDiff(plain[0][len(c.IDs)-1], got[len(c.IDs)-1]); d < 1e-3 {
+				t.Errorf("dropping rope_scaling changes the last logits by only %g: the golden does not test it", d)
+			}
+		})
+	}
+}
+
+func toInts(ids []int32) []int {
+	out := make([]int, len(ids))
+	for i, id := range ids {
+		out[i] = int(id)
+	}
+	return out
 }

@@ -23,16 +23,6 @@ import (
 	"github.com/medassist/medassist/train/data"
 )
 
-// Engines `medassist eval` can run a model on.
-const (
-	evalEngineAuto  = "auto"  // onnx when the dir holds model.onnx, else gomlx
-	evalEngineONNX  = "onnx"  // an exported dir, ONNX Runtime
-	evalEngineGoMLX = "gomlx" // an HF-layout dir, GoMLX
-)
-
-// onnxModelFile marks an exported model dir.
-const onnxModelFile = engine.ModelFile
-
 // evalConfig is the configuration of `medassist eval`.
 type evalConfig struct {
 	Model        string `koanf:"model"`
@@ -63,7 +53,7 @@ type evalConfig struct {
 func defaultEvalConfig() evalConfig {
 	d := data.DefaultConfig()
 	return evalConfig{
-		Engine: evalEngineAuto, MaxExamples: 50, MaxNewTokens: 128, Device: engine.DeviceAuto,
+		Engine: model.EngineAuto, MaxExamples: 50, MaxNewTokens: 128, Device: engine.DeviceAuto,
 		MaxLength: d.MaxLength, ValFraction: d.ValFraction, Seed: d.Seed, DataMaxExamples: d.MaxExamples,
 		SystemPrompt: d.SystemPrompt,
 	}
@@ -81,7 +71,7 @@ func (c evalConfig) Validate() error {
 		config.Check(c.Model != "", "model", c.Model, "the fine-tuned model dir (HF layout, or exported with model.onnx)"),
 		config.Check(c.Data != "", "data", c.Data, "the flashcard file the model was trained on"),
 		config.Check(c.Out != "", "out", c.Out, "the JSON file to write (a dir gets "+eval.ResultsFile+")"),
-		config.Check(c.Engine == evalEngineAuto || c.Engine == evalEngineONNX || c.Engine == evalEngineGoMLX, "engine", c.Engine, "one of auto, onnx, gomlx"),
+		config.Check(c.Engine == model.EngineAuto || c.Engine == model.EngineONNX || c.Engine == model.EngineGoMLX, "engine", c.Engine, "one of auto, onnx, gomlx"),
 		config.Check(c.MaxExamples >= 0, "max-examples", c.MaxExamples, ">= 0 (0: every validation example)"),
 		config.Check(c.MaxNewTokens >= 1, "max-new-tokens", c.MaxNewTokens, ">= 1"),
 		config.Check(c.MaxPerplexityExamples >= 0, "max-perplexity-examples", c.MaxPerplexityExamples, ">= 0 (0: every validation example)"),
@@ -317,46 +307,19 @@ func summaryLine(r *eval.Results) string {
 	return s
 }
 
-// resolveEngine applies the auto rule to one model dir.
-func resolveEngine(engine, dir string) string {
-	if engine != evalEngineAuto {
-		return engine
-	}
-	if _, err := os.Stat(filepath.Join(dir, onnxModelFile)); err == nil {
-		return evalEngineONNX
-	}
-	return evalEngineGoMLX
-}
-
-// stopIDs are the ids that end an answer: generation_config.json's EOS ids, else config.json's.
-func stopIDs(dir string) ([]int, error) {
-	mc, err := model.LoadConfig(dir)
-	if err != nil {
-		return nil, err
-	}
-	stop := mc.EOSTokenIDs()
-	if gc, err := model.LoadGenerationConfig(dir); err == nil && len(gc.EOSTokenIDs) > 0 {
-		stop = gc.EOSTokenIDs
-	}
-	if len(stop) == 0 {
-		return nil, fmt.Errorf("%s: no eos_token_id in config.json or generation_config.json; generation would never stop", dir)
-	}
-	return stop, nil
-}
-
 // openEvalModel opens dir on its engine.
 func openEvalModel(ctx context.Context, cfg evalConfig, dir string, log *slog.Logger) (*eval.Model, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	stop, err := stopIDs(dir)
+	stop, err := model.StopIDs(dir, -1) // no tokenizer is loaded here: EOS comes from the model files
 	if err != nil {
 		return nil, err
 	}
-	switch engine := resolveEngine(cfg.Engine, dir); engine {
-	case evalEngineONNX:
+	switch engine := model.ResolveEngine(cfg.Engine, dir); engine {
+	case model.EngineONNX:
 		return openEvalONNX(cfg, dir, stop, log)
-	case evalEngineGoMLX:
+	case model.EngineGoMLX:
 		return openEvalGoMLX(cfg, dir, stop, log)
 	default:
 		return nil, fmt.Errorf("engine %q: must be onnx or gomlx", engine)
@@ -371,7 +334,7 @@ func openEvalONNX(cfg evalConfig, dir string, stop []int, log *slog.Logger) (*ev
 		return nil, err
 	}
 	return &eval.Model{
-		Engine: evalEngineONNX + "/" + e.Device(), Scorer: eval.LogitsScorer{Forward: e.Forward, Log: log},
+		Engine: model.EngineONNX + "/" + e.Device(), Scorer: eval.LogitsScorer{Forward: e.Forward, Log: log},
 		Gen: e, StopIDs: stop, Close: e.Close,
 	}, nil
 }
@@ -381,13 +344,13 @@ func openEvalONNX(cfg evalConfig, dir string, stop []int, log *slog.Logger) (*ev
 // generator lazily keeps one copy of a large model in memory at a time.
 func openEvalGoMLX(cfg evalConfig, dir string, stop []int, log *slog.Logger) (*eval.Model, error) {
 	if _, err := model.LoadConfig(dir); err != nil {
-		return nil, fmt.Errorf("%w (engine gomlx reads an HF-layout dir; an exported dir with %s runs on --engine onnx)", err, onnxModelFile)
+		return nil, fmt.Errorf("%w (engine gomlx reads an HF-layout dir; an exported dir with %s runs on --engine onnx)", err, model.OnnxModelFile)
 	}
 	score := func(ctx context.Context, examples []data.Example) (float64, error) {
 		return train.Perplexity(ctx, dir, "", examples, cfg.Backend)
 	}
 	gen := &lazyGenerator{open: func() (generation.Generator, error) { return train.OpenGeneratorOn(dir, cfg.Backend, log) }}
-	return &eval.Model{Engine: evalEngineGoMLX, Scorer: eval.PerplexityScorer(score), Gen: gen, StopIDs: stop}, nil
+	return &eval.Model{Engine: model.EngineGoMLX, Scorer: eval.PerplexityScorer(score), Gen: gen, StopIDs: stop}, nil
 }
 
 // lazyGenerator opens its generator on the first call.

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/pflag"
 
@@ -18,13 +16,6 @@ import (
 	"github.com/medassist/medassist/model"
 	"github.com/medassist/medassist/tokenizer"
 	"github.com/medassist/medassist/train"
-)
-
-// Engines `medassist generate` can run.
-const (
-	genEngineAuto  = "auto"  // onnx when the dir holds model.onnx, else gomlx
-	genEngineONNX  = "onnx"  // an exported dir on ONNX Runtime
-	genEngineGoMLX = "gomlx" // a Hugging Face-layout dir on GoMLX
 )
 
 // generateConfig is the configuration of `medassist generate`.
@@ -51,7 +42,7 @@ type generateConfig struct {
 }
 
 func defaultGenerateConfig() generateConfig {
-	return generateConfig{Engine: genEngineAuto, SystemPrompt: assets.SystemPrompt(), MaxNewTokens: 128,
+	return generateConfig{Engine: model.EngineAuto, SystemPrompt: assets.SystemPrompt(), MaxNewTokens: 128,
 		RepetitionPenalty: 1, Device: engine.DeviceAuto, Spin: true}
 }
 
@@ -64,7 +55,7 @@ func (c generateConfig) sampling() generation.Sampling {
 func (c generateConfig) Validate() error {
 	return config.Join(
 		config.Check(c.Model != "", "model", c.Model, "a model dir: exported (model.onnx) for onnx, Hugging Face layout for gomlx"),
-		config.Check(c.Engine == genEngineAuto || c.Engine == genEngineONNX || c.Engine == genEngineGoMLX, "engine", c.Engine, "one of auto, onnx, gomlx"),
+		config.Check(c.Engine == model.EngineAuto || c.Engine == model.EngineONNX || c.Engine == model.EngineGoMLX, "engine", c.Engine, "one of auto, onnx, gomlx"),
 		config.Check(c.Prompt != "", "prompt", c.Prompt, "the text to continue or the question to answer"),
 		config.Check(c.MaxNewTokens >= 1, "max-new-tokens", c.MaxNewTokens, ">= 1"),
 		config.Check(c.Temperature >= 0, "temperature", c.Temperature, ">= 0 (0 is greedy)"),
@@ -126,7 +117,7 @@ func runGenerate(ctx context.Context, cfg generateConfig, log *slog.Logger, stdo
 	if err != nil {
 		return err
 	}
-	stops, err := generateStopIDs(cfg.Model, tok)
+	stops, err := model.StopIDs(cfg.Model, tok.EOS())
 	if err != nil {
 		return err
 	}
@@ -181,31 +172,11 @@ func promptIDs(cfg generateConfig, tok *tokenizer.Tokenizer) ([]int, error) {
 	return tok.EncodeRendered(text, spans, true), nil
 }
 
-// generateStopIDs are the EOS ids of generation_config.json, else config.json, else the tokenizer's.
-func generateStopIDs(dir string, tok *tokenizer.Tokenizer) ([]int, error) {
-	if gc, err := model.LoadGenerationConfig(dir); err == nil && len(gc.EOSTokenIDs) > 0 {
-		return gc.EOSTokenIDs, nil
-	}
-	if mc, err := model.LoadConfig(dir); err == nil && len(mc.EOSTokenIDs()) > 0 {
-		return mc.EOSTokenIDs(), nil
-	}
-	if tok.EOS() >= 0 {
-		return []int{tok.EOS()}, nil
-	}
-	return nil, fmt.Errorf("%s: no eos_token_id in generation_config.json, config.json or the tokenizer; generation would never stop", dir)
-}
-
 // openGenerator opens the configured engine (auto resolved into kind); close releases it.
 func openGenerator(cfg generateConfig, log *slog.Logger) (gen generation.Generator, kind string, close func(), err error) {
-	kind = cfg.Engine
-	if kind == genEngineAuto {
-		kind = genEngineGoMLX
-		if _, err := os.Stat(filepath.Join(cfg.Model, engine.ModelFile)); err == nil {
-			kind = genEngineONNX
-		}
-	}
+	kind = model.ResolveEngine(cfg.Engine, cfg.Model)
 	switch kind {
-	case genEngineONNX:
+	case model.EngineONNX:
 		e, err := engine.Open(engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads, AllowSpinning: cfg.Spin}, log)
 		if err != nil {
 			return nil, kind, nil, err
@@ -227,8 +198,7 @@ func openGenerator(cfg generateConfig, log *slog.Logger) (gen generation.Generat
 // textOut turns streamed ids into text: incremental decoding, stop strings held back until they
 // are ruled out, and (when streaming) each piece written as soon as it is safe.
 type textOut struct {
-	dec    *tokenizer.StreamDecoder
-	stops  *generation.StopMatcher
+	ts     *generation.TextStream
 	w      io.Writer
 	stream bool
 	text   []byte
@@ -236,11 +206,11 @@ type textOut struct {
 }
 
 func newTextOut(tok *tokenizer.Tokenizer, stops []string, w io.Writer, stream bool) *textOut {
-	return &textOut{dec: tok.NewStreamDecoder(true), stops: generation.NewStopMatcher(stops), w: w, stream: stream}
+	return &textOut{ts: generation.NewTextStream(tok.NewStreamDecoder(true), stops), w: w, stream: stream}
 }
 
 func (o *textOut) emit(id int) error {
-	piece, stopped := o.stops.Push(o.dec.Add(id))
+	piece, stopped := o.ts.Push(id)
 	o.write(piece)
 	if o.err != nil {
 		return o.err
@@ -253,10 +223,8 @@ func (o *textOut) emit(id int) error {
 
 // finish writes what was held back and returns the whole text.
 func (o *textOut) finish() string {
-	if !o.stops.Stopped() {
-		piece, _ := o.stops.Push(o.dec.Flush())
-		o.write(piece + o.stops.Flush())
-	}
+	tail, _ := o.ts.Close()
+	o.write(tail)
 	return string(o.text)
 }
 

@@ -63,7 +63,7 @@ func TestGenerateRawJSONMatchesTransformers(t *testing.T) {
 	dir := exportedStories(t)
 	prompt, ids, text := goldenStories(t)
 	cfg := defaultGenerateConfig()
-	cfg.Model, cfg.Engine, cfg.Prompt, cfg.Raw, cfg.MaxNewTokens, cfg.JSON, cfg.Device = dir, genEngineONNX, prompt, true, len(ids), true, engine.DeviceCPU
+	cfg.Model, cfg.Engine, cfg.Prompt, cfg.Raw, cfg.MaxNewTokens, cfg.JSON, cfg.Device = dir, model.EngineONNX, prompt, true, len(ids), true, engine.DeviceCPU
 	var out bytes.Buffer
 	if err := runGenerate(context.Background(), cfg, genTestLog, &out); err != nil {
 		t.Fatal(err)
@@ -174,7 +174,7 @@ func TestGenerateGoMLXMatchesONNX(t *testing.T) {
 	src := testutil.Stories260K(t)
 	prompt, ids, _ := goldenStories(t)
 	cfg := defaultGenerateConfig()
-	cfg.Model, cfg.Engine, cfg.Prompt, cfg.Raw, cfg.MaxNewTokens, cfg.JSON = src, genEngineGoMLX, prompt, true, 20, true
+	cfg.Model, cfg.Engine, cfg.Prompt, cfg.Raw, cfg.MaxNewTokens, cfg.JSON = src, model.EngineGoMLX, prompt, true, 20, true
 	var out bytes.Buffer
 	if err := runGenerate(context.Background(), cfg, genTestLog, &out); err != nil {
 		t.Fatal(err)

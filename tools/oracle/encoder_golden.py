@@ -12,6 +12,10 @@ golden.f32    the embeddings, len(items) × dim float32 little-endian, in item o
               output, no rounding).
 
 Usage: python3 tools/oracle/encoder_golden.py [--shared ../shared] [--out testdata/encoder]
+
+testdata/encoder/onnx_check.txt is the reference onnx package's verdict on the exported encoder:
+  bin/medassist export --model ../shared/models/all-MiniLM-L6-v2 --out /tmp/all-MiniLM-L6-v2-onnx
+  python3 tools/oracle/onnx_check.py /tmp/all-MiniLM-L6-v2-onnx > testdata/encoder/onnx_check.txt
 """
 import argparse
 import json

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """Tiny random Llama models (Hugging Face layout) and their transformers logits, for export tests.
 
-They cover what stories260K does not: an untied LM head, a GQA ratio of 3, no GQA at all,
-rope_scaling "llama3" and "linear". For each model NAME this writes testdata/export/NAME/
+They cover what stories260K does not: an untied LM head, a GQA ratio of 3, no GQA at all, and
+every rope_scaling kind model.ParseConfig accepts: none (written as transformers 5's
+rope_parameters "default"), "linear", and "llama3" with Llama 3.1's factors and with others
+(a llama3 rope_scaling without low_freq_factor/high_freq_factor is refused by transformers and
+by medassist; tools/oracle/rope_golden.py checks that). For each model NAME this writes testdata/export/NAME/
 {config.json, model.safetensors, golden.json}; golden.json has the same layout as
 testdata/llama/*.json (cases with ids and the float32 logits of every position).
-Usage: python3 tools/oracle/tiny_random.py testdata/export
+Usage: python3 tools/oracle/tiny_random.py testdata/export [NAME ...]
 """
 import copy
 import json
@@ -14,6 +17,9 @@ import sys
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
+
+# The shape of the smallest models, one layer each.
+SMALL = dict(hidden_size=32, intermediate_size=48, num_hidden_layers=1, vocab_size=64, max_position_embeddings=128)
 
 MODELS = {
     "tiny-gqa3-untied-llama3": dict(
@@ -27,6 +33,16 @@ MODELS = {
         hidden_size=64, intermediate_size=96, num_hidden_layers=1, num_attention_heads=4,
         num_key_value_heads=4, vocab_size=128, tie_word_embeddings=True, max_position_embeddings=256,
         rms_norm_eps=1e-5, rope_theta=500000.0, rope_scaling={"rope_type": "linear", "factor": 2.0},
+    ),
+    "tiny-gqa2-default": dict(
+        SMALL, num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True,
+        rms_norm_eps=1e-5, rope_theta=10000.0, rope_scaling=None,
+    ),
+    "tiny-mha-llama3-factors": dict(
+        SMALL, num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=False,
+        rms_norm_eps=1e-6, rope_theta=10000.0,
+        rope_scaling={"rope_type": "llama3", "factor": 4.0, "low_freq_factor": 2.0,
+                      "high_freq_factor": 8.0, "original_max_position_embeddings": 16},
     ),
 }
 SEQ_LEN = 40
@@ -63,9 +79,12 @@ def build(name: str, kwargs: dict, out_dir: str) -> None:
     gen_cfg = os.path.join(d, "generation_config.json")
     if os.path.exists(gen_cfg):
         os.remove(gen_cfg)
-    classic_rope_keys(os.path.join(d, "config.json"), kwargs)
+    want_kind = "default"
+    if kwargs["rope_scaling"] is not None:  # no scaling stays in transformers 5's rope_parameters
+        classic_rope_keys(os.path.join(d, "config.json"), kwargs)
+        want_kind = kwargs["rope_scaling"]["rope_type"]
     model = LlamaForCausalLM.from_pretrained(d, torch_dtype=torch.float32, attn_implementation="eager").eval()
-    assert model.config.rope_scaling["rope_type"] == kwargs["rope_scaling"]["rope_type"], model.config
+    assert model.config.rope_parameters["rope_type"] == want_kind, model.config
     g = torch.Generator().manual_seed(99)
     ids = torch.randint(3, cfg.vocab_size, (SEQ_LEN,), generator=g).tolist()
     with torch.no_grad():
@@ -77,5 +96,7 @@ def build(name: str, kwargs: dict, out_dir: str) -> None:
 
 
 if __name__ == "__main__":
+    # Optional names after the output dir rebuild only those models.
     for n, kw in MODELS.items():
-        build(n, copy.deepcopy(kw), sys.argv[1])
+        if len(sys.argv) <= 2 or n in sys.argv[2:]:
+            build(n, copy.deepcopy(kw), sys.argv[1])
