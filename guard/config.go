@@ -15,7 +15,7 @@ import (
 type Config struct {
 	// MaxChars is the longest message accepted, in Unicode characters.
 	MaxChars int `koanf:"max-chars"`
-	// Locales maps a detected language (en, es, fr, de) to the locale whose emergency number and
+	// Locales maps a detected language (en, es, fr, de, it, pt) to the locale whose emergency number and
 	// crisis line are given, e.g. en: en-US. Text in an undetected language uses the en entry.
 	Locales map[string]string `koanf:"locales"`
 	// EmergencyNumbers maps a region (the part of a locale after '-', upper case: US, ES, GB) to the
@@ -57,11 +57,11 @@ const SeekCare = "See a doctor if symptoms are severe, last longer than expected
 func DefaultConfig() Config {
 	return Config{
 		MaxChars: 4000,
-		Locales:  map[string]string{"en": "en-US", "es": "es-ES", "fr": "fr-FR", "de": "de-DE"},
+		Locales:  map[string]string{"en": "en-US", "es": "es-ES", "fr": "fr-FR", "de": "de-DE", "it": "it-IT", "pt": "pt-PT"},
 		EmergencyNumbers: map[string]string{
 			"default": "112", "US": "911", "CA": "911", "GB": "999", "IE": "112", "AU": "000",
 			"EU": "112", "ES": "112", "FR": "112", "DE": "112", "AT": "112", "CH": "112", "BE": "112",
-			"MX": "911", "AR": "107",
+			"MX": "911", "AR": "107", "IT": "112", "PT": "112", "BR": "192",
 		},
 		CrisisLines: map[string]string{
 			"US": "988 (Suicide & Crisis Lifeline, call or text)", "CA": "988 (call or text)",

@@ -187,7 +187,7 @@ func (g *Guard) prepare(text string) (doc, []match) {
 	return d, g.lex.find(d.toks)
 }
 
-// detectLanguage picks en, es, fr or de by counting each language's function words (the lang.*
+// detectLanguage picks en, es, fr, de, it or pt by counting each language's function words (the lang.*
 // sections of cues.txt); English wins ties.
 func (g *Guard) detectLanguage(d *doc) string {
 	var counts [len(languages)]int
@@ -208,7 +208,7 @@ func (g *Guard) detectLanguage(d *doc) string {
 }
 
 // languages the guard detects; the first is the default.
-var languages = [...]string{"en", "es", "fr", "de"}
+var languages = [...]string{"en", "es", "fr", "de", "it", "pt"}
 
 // functionWords collects the single-word patterns of the lang.* sections.
 func (l *lexicon) functionWords() map[string]map[string]bool {
