@@ -99,6 +99,10 @@ func TestConversationFollowUps(t *testing.T) {
 			t.Errorf("an off-topic follow-up: %+v finish %q", r.guard, r.finish)
 		}
 	}
+	// one check per request: the time to first token holds at most one guard check
+	if n := h.metric("medassist_guard_check_seconds"); n != 6 {
+		t.Errorf("%v guard checks for 6 requests", n)
+	}
 }
 
 func TestConversationKeepsEmergencyGuidance(t *testing.T) {
