@@ -44,7 +44,8 @@ type Server struct {
 	stopDrain context.CancelCauseFunc
 }
 
-// New builds a server from a validated config. The guard is built here, once.
+// New builds a server from a validated config. The guard is built here, once, with the sentence
+// encoder cfg.Guard names; Serve releases it when it returns.
 func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -53,6 +54,22 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("guard: %w", err)
 	}
+	return withGuard(cfg, log, g), nil
+}
+
+// NewWithEmbedder is New with a sentence encoder the caller owns (shared by several servers).
+func NewWithEmbedder(cfg Config, log *slog.Logger, emb guard.Embedder) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g, err := guard.NewWithEmbedder(cfg.Guard, emb)
+	if err != nil {
+		return nil, fmt.Errorf("guard: %w", err)
+	}
+	return withGuard(cfg, log, g), nil
+}
+
+func withGuard(cfg Config, log *slog.Logger, g *guard.Guard) *Server {
 	reg := prometheus.NewRegistry()
 	s := &Server{cfg: cfg, log: log, reg: reg, metrics: newMetrics(reg), guard: g, started: time.Now()}
 	s.drain, s.stopDrain = context.WithCancelCause(context.Background())
@@ -68,7 +85,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			s.modelName = filepath.Base(filepath.Clean(cfg.Model))
 		}
 	}
-	return s, nil
+	return s
 }
 
 // SetBackend installs the generation backend; the server is ready from then on.
@@ -110,7 +127,7 @@ func (s *Server) Router() *gin.Engine {
 	v1 := r.Group("/v1")
 	v1.GET("/models", s.handleModels)
 	v1.POST("/chat/completions", s.guard.Middleware(guard.MiddlewareOptions{
-		Extract:   s.guardText,
+		Extract:   s.guardConversation,
 		Intervene: s.intervene,
 	}), s.handleChat)
 	return r
@@ -166,6 +183,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, load func(context.C
 	if b := s.backend.Load(); b != nil && b.Close != nil {
 		err = errors.Join(err, b.Close())
 	}
+	err = errors.Join(err, s.guard.Close())
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
