@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"regexp"
@@ -157,9 +158,20 @@ func (c Config) EncoderDir() (string, error) {
 	if st, err := os.Stat(c.Encoder); err == nil && st.IsDir() {
 		return c.Encoder, nil
 	}
-	dir, err := hub.ResolveCache(hub.FromEnv(os.Getenv).CacheDir, c.Encoder, hub.Model, "main", nil)
+	hc := hub.FromEnv(os.Getenv)
+	hc.Offline = true // the guard reads the cache only; `medassist pull` fills it
+	dir, err := cachedSnapshot(hc, c.Encoder)
 	if err != nil {
 		return "", fmt.Errorf("guard encoder %q is neither a folder nor in the Hugging Face cache (run `medassist pull %s`, or set encoder to a sentence-transformers folder): %w", c.Encoder, c.Encoder, err)
 	}
 	return dir, nil
+}
+
+// cachedSnapshot is the cached snapshot of a model repo at main, without network access.
+func cachedSnapshot(hc hub.Config, repoID string) (string, error) {
+	client, err := hub.New(hc)
+	if err != nil {
+		return "", err
+	}
+	return client.Snapshot(context.Background(), repoID, hub.Model, "main", nil)
 }

@@ -164,7 +164,7 @@ func TestConversationSystemPromptStaysFirst(t *testing.T) {
 		t.Fatalf("%d generations, want 2", len(rec.prompts))
 	}
 	for _, ids := range rec.prompts {
-		text := b.Tok.Decode(ids, true)
+		text := decodeAll(b.Tok, ids)
 		server, client := strings.Index(text, "SERVER RULES FIRST"), strings.Index(text, "Answer in short sentences.")
 		if server < 0 || client < server {
 			t.Errorf("the server's system prompt must come first, the client's after it: %q", text)
@@ -184,4 +184,15 @@ func TestConversationSystemPromptStaysFirst(t *testing.T) {
 	if r.guard == nil || r.guard.Verdict != "out_of_domain" || !strings.HasPrefix(r.guard.Reason, "client_system") {
 		t.Errorf("client-system reject: %+v", r.guard)
 	}
+}
+
+// decodeAll is the text of ids through the backend tokenizer's streaming decoder.
+func decodeAll(tok Tokenizer, ids []int) string {
+	d := tok.StreamDecoder(true)
+	var sb strings.Builder
+	for _, id := range ids {
+		sb.WriteString(d.Add(id))
+	}
+	sb.WriteString(d.Flush())
+	return sb.String()
 }
