@@ -9,7 +9,7 @@ export GOEXPERIMENT := simd
 GO ?= go
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all setup build run test bench lint fmt clean
+.PHONY: all setup build run test bench container-test lint fmt clean
 
 all: build
 
@@ -30,6 +30,10 @@ test: setup
 
 bench: build
 	bench/run.sh
+
+# Builds the Space image with podman and runs it for real (minutes to tens of minutes; not part of test).
+container-test:
+	scripts/container-test.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
