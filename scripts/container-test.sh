@@ -5,8 +5,8 @@
 #      (Debian bookworm-slim by debootstrap, golang:1.26-bookworm = that + Go from the module proxy)
 #   3. the CPU image, then a container serving a local model: uid, port, health, readyz, chat, streamed
 #      chat, guard, metrics, a stop with requests in flight, a start without a model, size and contents
-#   4. the CUDA variant's runtime user step against a stand-in that already has uid 1000 (as
-#      nvidia/cuda:*-ubuntu24.04 does)
+#   4. the CUDA variant, built against a stand-in base that already has uid 1000 (as
+#      nvidia/cuda:*-ubuntu24.04 does), to its final stage
 # Settings (environment): IMAGE (medassist:container-test), WORK (scratch folder for stand-ins and the
 # runtime wrapper), MODEL_SRC (Hugging Face layout model dir to mount; default the shared stories260K),
 # MAX_IMAGE_MB (size limit, 260), PORT (17860), STEPS (default "tools bases cpu run missing image cuda").
@@ -314,20 +314,20 @@ step_image() {
   rm -rf "$tmpbin"
 }
 
-# The CUDA variant's runtime user step on a stand-in that, like nvidia/cuda:*-ubuntu24.04, already
-# has uid 1000 (ubuntu): the step must reuse it as user with HOME /home/user, not fail.
+# The CUDA variant on a stand-in that, like nvidia/cuda:*-ubuntu24.04, already has uid 1000 (ubuntu):
+# the whole build (GPU ONNX Runtime from the release archive or the PyPI wheel) must reach the final
+# stage, whose user step reuses that uid as user with HOME /home/user instead of failing.
 step_cuda() {
   check_runtime
-  log "building the CUDA variant's runtime stage on $CUDA_STANDIN"
-  build_image medassist-ct-cuda-runtime build-cuda-runtime.log --target runtime-base \
-    --build-arg RUNTIME_IMAGE="$CUDA_STANDIN" "$root"
-  local who
-  who=$(podman run --rm medassist-ct-cuda-runtime sh -c 'getent passwd 1000 | cut -d: -f1,6; stat -c %u /home/user')
-  [ "$who" = "$(printf 'user:/home/user\n1000')" ] || fail "CUDA runtime stage: uid 1000 is $who"
+  local img=localhost/medassist-ct-cuda who
+  log "building the CUDA variant on $CUDA_STANDIN (the GPU ONNX Runtime download is ~250 MB)"
+  build_image $img build-cuda.log --build-arg ORT_FLAVOR=gpu --build-arg RUNTIME_IMAGE="$CUDA_STANDIN" "$root"
+  who=$(podman run --rm --entrypoint sh $img -c 'getent passwd 1000 | cut -d: -f1,6; stat -c %u /home/user; id -u; ls /app/lib')
+  [ "$who" = "$(printf 'user:/home/user\n1000\n1000\nlibonnxruntime.so\nlibonnxruntime_providers_cuda.so\nlibonnxruntime_providers_shared.so')" ] ||
+    fail "CUDA image: $who"
   who=$(podman run --rm --entrypoint sh "$IMAGE" -c 'getent passwd 1000 | cut -d: -f1,6')
   [ "$who" = user:/home/user ] || fail "Debian runtime: uid 1000 is $who"
-  pass "uid 1000 is user (HOME /home/user) on the CUDA stand-in (had ubuntu) and on Debian (had none)"
-  podman rmi medassist-ct-cuda-runtime >/dev/null 2>&1 || true
+  pass "CUDA image built with the GPU ONNX Runtime; uid 1000 is user (HOME /home/user) on the stand-in that had ubuntu, and on Debian"
 }
 
 for s in $STEPS; do
