@@ -77,5 +77,5 @@ USER 1000
 WORKDIR /home/user
 EXPOSE 7860
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10m --retries=3 \
-    CMD ["/app/medassist", "probe", "--url", "http://127.0.0.1:7860/healthz"]
+    CMD ["/app/medassist", "probe", "--url", "http://127.0.0.1:7860/readyz"]
 ENTRYPOINT ["/app/entrypoint.sh"]

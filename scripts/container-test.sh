@@ -186,7 +186,12 @@ PORT=${PORT:-17860}
 MODEL_SRC=${MODEL_SRC:-${MEDASSIST_SHARED:-$root/../shared}/models/stories260K}
 url=http://127.0.0.1:$PORT
 containers=()
-cleanup() { for c in "${containers[@]}"; do podman rm -f -t 0 "$c" >/dev/null 2>&1 || true; done; }
+cleanup() { # keeps each container's log in WORK
+  for c in "${containers[@]}"; do
+    podman logs "$c" >"$WORK/$c.log" 2>&1 || true
+    podman rm -f -t 0 "$c" >/dev/null 2>&1 || true
+  done
+}
 trap cleanup EXIT
 
 # run_container NAME PORT [env and run args...]: a detached container of IMAGE publishing PORT.
@@ -194,9 +199,12 @@ run_container() {
   local name=$1 port=$2
   shift 2
   podman rm -f -t 0 "$name" >/dev/null 2>&1 || true
-  podman run -d --name "$name" -p "127.0.0.1:$port:7860" "$@" "$IMAGE" >/dev/null || fail "podman run $name failed"
+  podman run -d --name "$name" -p "127.0.0.1:$port:7860" "$@" "$IMAGE" >/dev/null 2>"$WORK/run-$name.log" ||
+    fail "podman run $name failed: $(cat "$WORK/run-$name.log")"
   containers+=("$name")
 }
+
+has() { grep -q "$2" <<<"$1"; } # text pattern: whether text matches (no pipe: pipefail and grep -q)
 
 wait_http() { # url code seconds: until url answers code
   local i
@@ -214,10 +222,11 @@ chat() { # body: POST a chat completion
 step_run() {
   check_runtime
   [ -f "$MODEL_SRC/config.json" ] || fail "no model at $MODEL_SRC (set MODEL_SRC to a Hugging Face layout Llama folder)"
-  local c=medassist-ct t0 body
-  log "running $IMAGE with MODEL_ID=/models/$(basename "$MODEL_SRC") (mounted read-only, exported at start)"
+  local c=medassist-ct t0 body m
+  m=/models/$(basename "$MODEL_SRC")
+  log "running $IMAGE with MODEL_ID=$m (mounted read-only, exported at start)"
   t0=$(date +%s%N)
-  run_container $c "$PORT" -v "$(cd "$MODEL_SRC" && pwd):/models/m:ro" -e MODEL_ID=/models/m -e MEDASSIST_MAX_CONCURRENT=1
+  run_container $c "$PORT" -v "$(cd "$MODEL_SRC" && pwd):$m:ro" -e MODEL_ID="$m" -e MEDASSIST_MAX_CONCURRENT=1
   wait_http "$url/healthz" 200 30 || fail "nothing answers on port 7860 (published as $PORT): $(podman logs --tail 20 $c 2>&1)"
   pass "listening on 7860 after $((($(date +%s%N) - t0) / 1000000)) ms"
   [ "$(podman exec $c id -u)" = 1000 ] || fail "runs as uid $(podman exec $c id -u), want 1000"
@@ -225,11 +234,12 @@ step_run() {
   pass "runs as uid 1000 (HOME /home/user)"
   wait_http "$url/readyz" 200 120 || fail "/readyz never 200: $(curl -s "$url/readyz") $(podman logs --tail 20 $c 2>&1)"
   body=$(curl -s "$url/readyz")
-  echo "$body" | grep -q '"device":"cpu"' || fail "/readyz: $body (want device cpu)"
+  has "$body" '"device":"cpu"' || fail "/readyz: $body (want device cpu)"
   pass "/readyz 200: $body"
-  podman exec $c cat /home/user/model/medassist-export.json | grep -q '"model_id": "/models/m"' || fail "export not stamped"
+  has "$(podman exec $c cat /home/user/model/medassist-export.json)" "\"model_id\": \"$m\"" || fail "export not stamped"
   pass "exported into MODEL_DIR with a stamp"
-  podman logs $c 2>&1 | grep -qi cuda && fail "the CPU image logs about CUDA: $(podman logs $c 2>&1 | grep -i cuda | head -3)"
+  body=$(podman logs $c 2>&1)
+  ! grep -qi cuda <<<"$body" || fail "the CPU image logs about CUDA: $(grep -i cuda <<<"$body" | head -n 3)"
   pass "no CUDA warning on the CPU image"
   podman healthcheck run $c >/dev/null || fail "HEALTHCHECK reports unhealthy"
   [ -n "$(podman image inspect --format '{{.Config.Healthcheck}}' "$IMAGE")" ] || fail "image has no HEALTHCHECK"
@@ -246,18 +256,18 @@ step_run() {
   [ "$(echo "$body" | jq -r '.choices[0].finish_reason')" = content_filter ] || fail "guard: an emergency got $body"
   pass "guard: emergency answered with content_filter ($(echo "$body" | jq -r '.guard.verdict // empty'))"
   body=$(curl -s "$url/metrics")
-  echo "$body" | grep -q '^medassist_http_requests_total{route="/v1/chat/completions",status="200"} [3-9]' ||
+  has "$body" '^medassist_http_requests_total{code="200",route="/v1/chat/completions"} [3-9]' ||
     fail "metrics: $(echo "$body" | grep medassist_http_requests_total)"
-  echo "$body" | grep -q '^medassist_generated_tokens_total [1-9]' || fail "metrics: no generated tokens"
+  has "$body" '^medassist_generated_tokens_total [1-9]' || fail "metrics: no generated tokens"
   pass "metrics count the requests and tokens"
   stop_in_flight $c
 }
 
 # stop_in_flight: requests queued and generating when SIGTERM comes all finish, then the container exits 0.
 stop_in_flight() {
-  local c=$1 n=6 i t0 elapsed
+  local c=$1 n=16 i t0 elapsed
   for ((i = 0; i < n; i++)); do
-    chat '{"messages":[{"role":"user","content":"Tell me a long story about a doctor."}],"max_tokens":400,"temperature":1,"stream":true}' \
+    chat '{"messages":[{"role":"user","content":"What are the symptoms of diabetes?"}],"max_tokens":400,"temperature":1,"stream":true}' \
       >"$WORK/inflight-$i.txt" 2>&1 &
   done
   for ((i = 0; i < 200; i++)); do [ -s "$WORK/inflight-0.txt" ] && break; sleep 0.05; done
@@ -270,7 +280,7 @@ stop_in_flight() {
       fail "request $i in flight at stop did not finish: $(tail -c 300 "$WORK/inflight-$i.txt")"
   done
   [ "$(podman inspect --format '{{.State.ExitCode}}' $c)" = 0 ] || fail "exit code $(podman inspect --format '{{.State.ExitCode}}' $c) after stop"
-  podman logs $c 2>&1 | grep -q 'shutting down: finishing in-flight requests' || fail "no graceful shutdown in the log"
+  has "$(podman logs $c 2>&1)" 'shutting down: finishing in-flight requests' || fail "no graceful shutdown in the log"
   local after
   after=$(podman logs $c 2>&1 | sed -n '/shutting down/,$p' | grep -c '"route":"/v1/chat/completions"' || true)
   [ "$after" -ge 1 ] || fail "no request finished after the stop began"
@@ -289,7 +299,7 @@ step_missing() {
   echo "$body" | jq -e '.status == "failed" and (.reason | contains("/models/does-not-exist"))' >/dev/null ||
     fail "/readyz does not say why: $body"
   [ "$(podman inspect --format '{{.State.Running}}' $c)" = true ] || fail "the container stopped"
-  curl -s "$url/" | grep -q 'id="notice"' || fail "the chat page has no notice"
+  has "$(curl -s "$url/")" 'id="notice"' || fail "the chat page has no notice"
   ! podman healthcheck run $c >/dev/null 2>&1 || fail "HEALTHCHECK healthy without a model"
   pass "missing model: still running, /readyz 503 $(echo "$body" | jq -c .reason), HEALTHCHECK unhealthy"
   podman rm -f -t 0 $c >/dev/null
@@ -309,7 +319,7 @@ step_image() {
   podman create --name medassist-ct-copy "$IMAGE" >/dev/null
   podman cp medassist-ct-copy:/app/medassist "$tmpbin/medassist" >/dev/null
   podman rm medassist-ct-copy >/dev/null
-  file "$tmpbin/medassist" | grep -q ', stripped' || fail "binary not stripped: $(file "$tmpbin/medassist")"
+  has "$(file "$tmpbin/medassist")" ', stripped' || fail "binary not stripped: $(file "$tmpbin/medassist")"
   pass "image $mb MB, $layers layers; binary stripped ($(($(stat -c %s "$tmpbin/medassist") / 1000000)) MB); no compiler, Go toolchain or sources"
   rm -rf "$tmpbin"
 }
