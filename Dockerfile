@@ -35,15 +35,24 @@ ARG ORT_FLAVOR=cpu
 RUN mkdir -p /out/lib && if [ "${ORT_FLAVOR}" = cpu ]; then cp /native/lib/libonnxruntime.so /out/lib/; \
     else docker/onnxruntime.sh /out/lib "${ORT_FLAVOR}" "${ORT_VERSION}"; fi
 
-# Optionally pull and export a model at build time (stamped like a start-time export), so the
-# container starts without network. The guard's sentence encoder can be baked the same way.
+# The guard's sentence encoder is baked into the image's Hugging Face cache, where the guard looks
+# for it (BAKE_ENCODER=""; or a build without the Hub: mount one and set MEDASSIST_GUARD__ENCODER).
+# Optionally a model is pulled and exported too (stamped like a start-time export), so the container
+# starts without network.
 FROM build AS bake
+ARG BAKE_ENCODER=sentence-transformers/all-MiniLM-L6-v2
 ARG BAKE_MODEL=""
 ARG BAKE_QUANTIZE=int4
-ENV HF_HOME=/tmp/hf MEDASSIST_ORT_LIB=/out/lib/libonnxruntime.so
-RUN mkdir -p /out/model && if [ -n "${BAKE_MODEL}" ]; then \
-      /out/medassist prepare --model-id "${BAKE_MODEL}" --model-dir /out/model --quantize "${BAKE_QUANTIZE}"; \
-    fi
+ENV HF_HOME=/out/hf MEDASSIST_ORT_LIB=/out/lib/libonnxruntime.so
+RUN mkdir -p /out/model /out/hf/hub \
+    && if [ -n "${BAKE_ENCODER}" ] && ! /out/medassist pull --quiet --retries 2 \
+            --include '*.json,model.safetensors,vocab.txt' "${BAKE_ENCODER}"; then \
+         echo "build: WARNING: the guard's encoder ${BAKE_ENCODER} is not baked in (no Hub?): mount it at run time" >&2; \
+       fi \
+    && if [ -n "${BAKE_MODEL}" ]; then \
+         HF_HOME=/tmp/hf /out/medassist prepare --model-id "${BAKE_MODEL}" --model-dir /out/model --quantize "${BAKE_QUANTIZE}"; \
+       fi \
+    && rm -rf /out/hf/hub/models--*/blobs/*.incomplete /out/hf/hub/.locks
 
 # The runtime user is uid 1000 (what Spaces run as): Debian has none, so it is created; the Ubuntu
 # 24.04 CUDA images already have one (ubuntu), which is renamed so that HOME is /home/user either way.
@@ -72,6 +81,7 @@ COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certifica
 COPY --from=build /out/medassist /app/medassist
 COPY --from=build /out/lib/ /app/lib/
 COPY --chown=1000:1000 --from=bake /out/model/ /home/user/model/
+COPY --chown=1000:1000 --from=bake /out/hf/hub/ /home/user/.cache/huggingface/hub/
 COPY docker/entrypoint.sh /app/entrypoint.sh
 USER 1000
 WORKDIR /home/user

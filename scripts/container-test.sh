@@ -9,14 +9,15 @@
 #      nvidia/cuda:*-ubuntu24.04 does), to its final stage
 # Settings (environment): IMAGE (medassist:container-test), WORK (scratch folder for stand-ins and the
 # runtime wrapper), MODEL_SRC (Hugging Face layout model dir to mount; default the shared stories260K),
-# MAX_IMAGE_MB (size limit, 260), PORT (17860), STEPS (default "tools bases cpu run missing image cuda").
+# ENCODER_SRC (the guard's sentence encoder, mounted; default the shared all-MiniLM-L6-v2),
+# MAX_IMAGE_MB (size limit, 300), PORT (17860), STEPS (default "tools bases cpu run missing image cuda").
 # Images are kept, so a rerun only rebuilds the layers whose inputs changed.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 IMAGE=${IMAGE:-medassist:container-test}
 WORK=${WORK:-${TMPDIR:-/tmp}/medassist-container-test}
-MAX_IMAGE_MB=${MAX_IMAGE_MB:-260}
+MAX_IMAGE_MB=${MAX_IMAGE_MB:-300}
 STEPS=${STEPS:-tools bases cpu run missing image cuda}
 DEBIAN_IMAGE=docker.io/library/debian:bookworm-slim
 GOLANG_IMAGE=docker.io/library/golang:1.26-bookworm
@@ -146,7 +147,9 @@ step_bases() {
   check_runtime
   pull_or "$GOLANG_IMAGE" || golang_standin
   cuda_standin
-  pass "base images: $(podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | tr '\n' ';')"
+  local i sizes=()
+  for i in "$DEBIAN_IMAGE" "$GOLANG_IMAGE" "$CUDA_STANDIN"; do sizes+=("$i $(podman image inspect --format '{{.Size}}' "$i" | awk '{printf "%d MB", $1 / 1e6}')"); done
+  pass "base images: $(IFS=';'; echo "${sizes[*]}")"
 }
 
 # build_image TAG LOG [podman build args...]: a build with the host's CA bundle, logged to WORK/LOG.
@@ -167,10 +170,12 @@ check_context() {
   mkdir -p "$probe"
   printf 'FROM %s\nCOPY . /ctx\nRUN cd /ctx && for p in .git .cache bin out runs; do if [ -e "$p" ]; then echo "in context: $p"; fi; done\n' \
     "$DEBIAN_IMAGE" >"$WORK/Dockerfile.context"
-  local out
-  out=$(podman build --no-cache -q -f "$WORK/Dockerfile.context" "$root" 2>&1 | grep 'in context:' || true)
+  local out id
+  out=$(podman build --no-cache --iidfile "$WORK/context.iid" -f "$WORK/Dockerfile.context" "$root" 2>&1)
   rmdir "$probe" 2>/dev/null || true
-  podman image prune -f >/dev/null 2>&1 || true
+  id=$(cat "$WORK/context.iid" 2>/dev/null || true)
+  [ -z "$id" ] || podman rmi "$id" >/dev/null 2>&1 || true # only this probe: the build cache stays
+  out=$(grep 'in context:' <<<"$out" || true)
   [ -z "$out" ] || fail ".dockerignore lets these into the build: $out"
   pass "build context has no .git, .cache, bin, out or runs"
 }
@@ -184,6 +189,11 @@ step_cpu() {
 
 PORT=${PORT:-17860}
 MODEL_SRC=${MODEL_SRC:-${MEDASSIST_SHARED:-$root/../shared}/models/stories260K}
+# The guard's sentence encoder, when it is not baked into the image (no Hub at build time), is mounted.
+ENCODER_SRC=${ENCODER_SRC:-${MEDASSIST_SHARED:-$root/../shared}/models/all-MiniLM-L6-v2}
+encoder_args=()
+[ -f "$ENCODER_SRC/config.json" ] &&
+  encoder_args=(-v "$(cd "$ENCODER_SRC" && pwd):/models/encoder:ro" -e MEDASSIST_GUARD__ENCODER=/models/encoder)
 url=http://127.0.0.1:$PORT
 containers=()
 cleanup() { # keeps each container's log in WORK
@@ -226,7 +236,7 @@ step_run() {
   m=/models/$(basename "$MODEL_SRC")
   log "running $IMAGE with MODEL_ID=$m (mounted read-only, exported at start)"
   t0=$(date +%s%N)
-  run_container $c "$PORT" -v "$(cd "$MODEL_SRC" && pwd):$m:ro" -e MODEL_ID="$m" -e MEDASSIST_MAX_CONCURRENT=1
+  run_container $c "$PORT" -v "$(cd "$MODEL_SRC" && pwd):$m:ro" -e MODEL_ID="$m" -e MEDASSIST_MAX_CONCURRENT=1 "${encoder_args[@]}"
   wait_http "$url/healthz" 200 30 || fail "nothing answers on port 7860 (published as $PORT): $(podman logs --tail 20 $c 2>&1)"
   pass "listening on 7860 after $((($(date +%s%N) - t0) / 1000000)) ms"
   [ "$(podman exec $c id -u)" = 1000 ] || fail "runs as uid $(podman exec $c id -u), want 1000"
@@ -291,7 +301,7 @@ stop_in_flight() {
 step_missing() {
   check_runtime
   local c=medassist-ct-missing body
-  run_container $c "$PORT" -e MODEL_ID=/models/does-not-exist
+  run_container $c "$PORT" -e MODEL_ID=/models/does-not-exist "${encoder_args[@]}"
   wait_http "$url/healthz" 200 30 || fail "a start without a model does not listen: $(podman logs --tail 20 $c 2>&1)"
   wait_http "$url/readyz" 503 10 || fail "/readyz without a model: $(curl -s "$url/readyz")"
   sleep 2
