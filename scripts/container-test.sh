@@ -175,7 +175,7 @@ check_context() {
   rmdir "$probe" 2>/dev/null || true
   id=$(cat "$WORK/context.iid" 2>/dev/null || true)
   [ -z "$id" ] || podman rmi "$id" >/dev/null 2>&1 || true # only this probe: the build cache stays
-  out=$(grep 'in context:' <<<"$out" || true)
+  out=$(grep '^in context:' <<<"$out" || true)
   [ -z "$out" ] || fail ".dockerignore lets these into the build: $out"
   pass "build context has no .git, .cache, bin, out or runs"
 }
