@@ -209,13 +209,16 @@ func modelIDName(id string) string {
 }
 
 // DeviceFor is the device to open the engine on: "auto" becomes "cpu" when the ONNX Runtime library
-// beside ortLib is a CPU build (no CUDA provider library), so a CPU build never tries, and warns about,
-// CUDA; any other setting is kept.
+// ortLib (or the file it links to) is a CPU build, with no CUDA provider library beside it, so a CPU
+// build never tries, and warns about, CUDA; any other setting is kept.
 func DeviceFor(device, ortLib string) string {
 	if device != engine.DeviceAuto {
 		return device
 	}
 	lib, err := engine.ResolveORTLib(ortLib)
+	if err == nil {
+		lib, err = filepath.EvalSymlinks(lib) // a link to a GPU build: its providers sit beside the target
+	}
 	if err != nil {
 		return device // the engine reports the missing library
 	}

@@ -258,6 +258,16 @@ func TestDeviceFor(t *testing.T) {
 	if got := DeviceFor("cuda", lib); got != "cuda" {
 		t.Errorf("an explicit device changed to %q", got)
 	}
+	gpu := t.TempDir()
+	writeFile(t, filepath.Join(gpu, "libonnxruntime.so.1.30.0"), "")
+	writeFile(t, filepath.Join(gpu, "libonnxruntime_providers_cuda.so"), "")
+	link := filepath.Join(t.TempDir(), "libonnxruntime.so")
+	if err := os.Symlink(filepath.Join(gpu, "libonnxruntime.so.1.30.0"), link); err != nil {
+		t.Fatal(err)
+	}
+	if got := DeviceFor("auto", link); got != "auto" {
+		t.Errorf("auto with a link to a GPU build = %q, want auto", got)
+	}
 	writeFile(t, filepath.Join(dir, "libonnxruntime_providers_cuda.so"), "")
 	if got := DeviceFor("auto", lib); got != "auto" {
 		t.Errorf("auto with a GPU build = %q, want auto", got)
