@@ -264,11 +264,11 @@ func (s *Server) handleReady(c *gin.Context) {
 	svc := s.svc.Load()
 	if svc == nil {
 		if err := s.loadErr.Load(); err != nil {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "failed", "error": (*err).Error()})
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "failed", "error": (*err).Error(), "reason": (*err).Error()})
 			return
 		}
 		c.Header("Retry-After", "5")
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "loading"})
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "loading", "reason": s.loadStatus()})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "model": s.modelName, "device": svc.b.Device})

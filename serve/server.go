@@ -34,9 +34,10 @@ type Server struct {
 	modelName string
 	started   time.Time
 
-	svc     atomic.Pointer[chatService]
-	loadErr atomic.Pointer[error]
-	backend atomic.Pointer[Backend]
+	svc       atomic.Pointer[chatService]
+	loadErr   atomic.Pointer[error]
+	loadStage atomic.Pointer[string] // what the background load is doing, for /readyz
+	backend   atomic.Pointer[Backend]
 
 	// drain is cancelled (cause ErrShuttingDown) when the shutdown timeout is over: generations still
 	// running end with an error event instead of a cut connection.
@@ -83,6 +84,8 @@ func withGuard(cfg Config, log *slog.Logger, g *guard.Guard) *Server {
 		s.modelName = "medassist"
 		if cfg.Model != "" {
 			s.modelName = filepath.Base(filepath.Clean(cfg.Model))
+		} else if cfg.ModelID != "" {
+			s.modelName = modelIDName(cfg.ModelID)
 		}
 	}
 	return s
@@ -96,6 +99,18 @@ func (s *Server) SetBackend(b *Backend) {
 	}
 	s.backend.Store(b)
 	s.svc.Store(&chatService{b: b, cfg: &s.cfg, guard: s.guard, system: system, onToken: s.metrics.tokens.Inc})
+}
+
+// SetLoadStatus records what the background load is doing (pulling, exporting, loading); /readyz and
+// the chat page show it until the model is ready or has failed.
+func (s *Server) SetLoadStatus(stage string) { s.loadStage.Store(&stage) }
+
+// loadStatus is the stage last set, or "loading the model".
+func (s *Server) loadStatus() string {
+	if p := s.loadStage.Load(); p != nil {
+		return *p
+	}
+	return "loading the model"
 }
 
 // generationContext bounds one generation by the client's connection, the request deadline and the
