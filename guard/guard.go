@@ -44,6 +44,7 @@ type Guard struct {
 	emb       Embedder
 	head      *Head
 	closeEmb  func() error
+	openEmb   func() error                 // a deferred encoder's opening (NewDeferred)
 	msgs      map[string]map[string]string // language → key → text
 	langWords map[string]map[string]bool   // language → function words
 	metrics   atomic.Pointer[Metrics]

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -341,5 +342,55 @@ func TestServeLoadsModelIDInBackground(t *testing.T) {
 				t.Errorf("Serve: %v", err)
 			}
 		})
+	}
+}
+
+// A guard encoder that cannot be opened does not stop the server from starting: it listens, /readyz
+// says why it is not ready, the model is never loaded and no chat is answered.
+func TestServeWithoutGuardEncoderStaysUp(t *testing.T) {
+	cfg := testConfig()
+	cfg.Guard.Encoder = filepath.Join(t.TempDir(), "no-such-encoder")
+	t.Setenv("HF_HOME", t.TempDir()) // an empty Hugging Face cache
+	srv, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("New with a missing encoder: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	loaded := false
+	errc := make(chan error, 1)
+	go func() {
+		errc <- srv.Serve(ctx, ln, func(context.Context) (*Backend, error) {
+			loaded = true
+			return nil, errors.New("the model must not load without the guard")
+		})
+	}()
+	var m map[string]string
+	waitFor(t, 10*time.Second, "/readyz to report the encoder", func() bool {
+		_, m = getReady(t, url)
+		return m["status"] == "failed"
+	})
+	if !strings.Contains(m["reason"], "guard") || !strings.Contains(m["reason"], "no-such-encoder") {
+		t.Errorf("/readyz = %v, want a reason naming the guard's encoder", m)
+	}
+	resp, err := http.Post(url+"/v1/chat/completions", "application/json",
+		strings.NewReader(`{"messages":[{"role":"user","content":"What is a fever?"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("chat without the guard's encoder: status %d, want 503", resp.StatusCode)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+	if loaded {
+		t.Error("the model was loaded although the guard could not start")
 	}
 }

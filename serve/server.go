@@ -45,13 +45,14 @@ type Server struct {
 	stopDrain context.CancelCauseFunc
 }
 
-// New builds a server from a validated config. The guard is built here, once, with the sentence
-// encoder cfg.Guard names; Serve releases it when it returns.
+// New builds a server from a validated config. The guard is built here, once; its sentence encoder
+// (cfg.Guard) opens in Serve's background load, before the model, so the server listens at once and
+// an encoder that cannot be opened is reported by /readyz. Serve releases it when it returns.
 func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g, err := guard.New(cfg.Guard)
+	g, err := guard.NewDeferred(cfg.Guard)
 	if err != nil {
 		return nil, fmt.Errorf("guard: %w", err)
 	}
@@ -206,10 +207,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, load func(context.C
 	return nil
 }
 
-// load installs the backend that load returns, or records why it failed (/readyz reports it).
+// load opens the guard's encoder, then installs the backend that load returns, or records why either
+// failed (/readyz reports it; without the encoder no chat is answered).
 func (s *Server) load(ctx context.Context, load func(context.Context) (*Backend, error)) {
 	start := time.Now()
-	b, err := load(ctx)
+	s.SetLoadStatus("loading the guard's sentence encoder")
+	b, err := (*Backend)(nil), s.guard.Open() // its errors name the guard's encoder
+	if err == nil {
+		s.SetLoadStatus("loading the model")
+		b, err = load(ctx)
+	}
 	if err != nil {
 		s.loadErr.Store(&err)
 		s.log.Error("model failed to load", "err", err)
