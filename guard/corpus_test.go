@@ -53,7 +53,12 @@ func TestCorpusHasProvenance(t *testing.T) {
 }
 
 func TestFrozenSplitShape(t *testing.T) {
-	items := frozenTestSplit(t)
+	for _, name := range frozenSplits {
+		t.Run(name, func(t *testing.T) { checkSplitShape(t, frozenTestSplit(t, name)) })
+	}
+}
+
+func checkSplitShape(t *testing.T, items []Item) {
 	var count [numClasses]int
 	conversations := 0
 	for _, it := range items {
@@ -81,13 +86,17 @@ func TestFrozenSplitShape(t *testing.T) {
 // TestFrozenSplitIsHeldOut fails when a test item appears in the training corpus, normalised, or
 // as a near paraphrase: embedding cosine >= 0.9 with the encoder.
 func TestFrozenSplitIsHeldOut(t *testing.T) {
-	test, train := frozenTestSplit(t), corpusItems(t)
+	train := corpusItems(t)
 	seen := map[string]string{}
 	var trainKeys []string
 	for _, it := range train {
 		k := itemKey(it)
 		seen[normalised(k)] = k
 		trainKeys = append(trainKeys, k)
+	}
+	var test []Item
+	for _, name := range frozenSplits {
+		test = append(test, frozenTestSplit(t, name)...)
 	}
 	var testKeys []string
 	for _, it := range test {

@@ -96,11 +96,15 @@ func corpusItems(t testing.TB) []Item {
 	return items
 }
 
-// frozenTestSplit is the frozen test split; only the overlap test reads it here (its results are
-// measured by `medassist guard eval`, never tuned on).
-func frozenTestSplit(t testing.TB) []Item {
+// frozenSplits are the frozen test splits, oldest first: v1 was measured once and is spent; v2 was
+// written before the head that it measures. Only the shape and overlap tests read them here (their
+// results are measured by `medassist guard eval`, never tuned on).
+var frozenSplits = []string{"test_frozen.jsonl", "test_frozen_v2.jsonl"}
+
+// frozenTestSplit is one frozen test split of testdata/guard.
+func frozenTestSplit(t testing.TB, name string) []Item {
 	t.Helper()
-	items, err := ReadItemsFile(filepath.Join(testutil.RepoRoot(), "testdata", "guard", "test_frozen.jsonl"))
+	items, err := ReadItemsFile(filepath.Join(testutil.RepoRoot(), "testdata", "guard", name))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,11 +24,15 @@ type TrainOptions struct {
 	// RefuseCost is how much worse refusing a health question is than answering an off-topic one;
 	// the off-topic threshold minimises the out-of-fold cost.
 	RefuseCost float64
+	// GroupCosine: examples this similar (embedding cosine, and any chain of such pairs) share a
+	// fold, so that a paraphrase in another fold does not flatter the cross-validation; 0 deals
+	// every example on its own.
+	GroupCosine float64
 }
 
 // DefaultTrainOptions are the options of the committed head.
-var DefaultTrainOptions = TrainOptions{Neighbours: 10, Epochs: 40, Batch: 32, LearningRate: 0.003, L2: 1e-4,
-	Seed: 20261207, Folds: 5, EmergencyRecall: 0.97, RefuseCost: 1.5}
+var DefaultTrainOptions = TrainOptions{Neighbours: 3, Epochs: 40, Batch: 32, LearningRate: 0.003, L2: 1e-4,
+	Seed: 20261207, Folds: 5, EmergencyRecall: 0.98, RefuseCost: 1.5, GroupCosine: 0.9}
 
 // CrossValidation reports the out-of-fold results that chose the thresholds.
 type CrossValidation struct {
@@ -57,7 +61,7 @@ func TrainHead(xs [][]float32, ys []int, opt TrainOptions) (*Head, CrossValidati
 		}
 	}
 	oof := make([][numClasses]float64, len(xs))
-	fold := foldsOf(len(xs), opt.Folds, opt.Seed)
+	fold := foldsOf(groupsOf(xs, opt.GroupCosine), opt.Folds, opt.Seed)
 	for f := 0; f < opt.Folds; f++ {
 		var trX [][]float32
 		var trY []int
@@ -90,12 +94,70 @@ func TrainHead(xs [][]float32, ys []int, opt TrainOptions) (*Head, CrossValidati
 	return h, cv, nil
 }
 
-// foldsOf deals the examples into folds in a seeded random order.
-func foldsOf(n, folds int, seed uint64) []int {
-	order := permutation(n, splitmix.Source(seed))
-	fold := make([]int, n)
-	for rank, i := range order {
-		fold[i] = rank % folds
+// groupsOf numbers the groups of near paraphrases: examples whose embeddings have a cosine of at
+// least minCos, directly or through a chain of such pairs, share a group (union–find). The group
+// of an example is the smallest index in it, renumbered 0..groups-1 in order of first appearance.
+func groupsOf(xs [][]float32, minCos float64) []int {
+	parent := make([]int, len(xs))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	if minCos > 0 {
+		thr := float32(minCos)
+		for i := range xs {
+			for j := i + 1; j < len(xs); j++ {
+				if dot32(xs[i], xs[j]) >= thr {
+					if a, b := find(i), find(j); a != b {
+						parent[max(a, b)] = min(a, b)
+					}
+				}
+			}
+		}
+	}
+	ids := map[int]int{}
+	group := make([]int, len(xs))
+	for i := range xs {
+		r := find(i)
+		id, ok := ids[r]
+		if !ok {
+			id = len(ids)
+			ids[r] = id
+		}
+		group[i] = id
+	}
+	return group
+}
+
+func dot32(a, b []float32) float32 {
+	var s float32
+	for i, v := range a {
+		s += v * b[i]
+	}
+	return s
+}
+
+// foldsOf deals the groups into folds in a seeded random order; every example goes with its group.
+func foldsOf(group []int, folds int, seed uint64) []int {
+	groups := 0
+	for _, g := range group {
+		groups = max(groups, g+1)
+	}
+	order := permutation(groups, splitmix.Source(seed))
+	foldOfGroup := make([]int, groups)
+	for rank, g := range order {
+		foldOfGroup[g] = rank % folds
+	}
+	fold := make([]int, len(group))
+	for i, g := range group {
+		fold[i] = foldOfGroup[g]
 	}
 	return fold
 }
