@@ -73,7 +73,7 @@ func NewEmbeddingCache(emb Embedder, path string) (*EmbeddingCache, error) {
 // Dim is the wrapped embedder's.
 func (c *EmbeddingCache) Dim() int { return c.emb.Dim() }
 
-// Embed returns cached embeddings and computes the others in one call to the wrapped embedder.
+// Embed returns cached embeddings and computes the others with the wrapped embedder, one at a time.
 func (c *EmbeddingCache) Embed(texts []string) ([][]float32, error) {
 	out := make([][]float32, len(texts))
 	var missing []string
@@ -90,9 +90,16 @@ func (c *EmbeddingCache) Embed(texts []string) ([][]float32, error) {
 	if len(missing) == 0 {
 		return out, nil
 	}
-	embs, err := c.emb.Embed(missing)
-	if err != nil {
-		return nil, err
+	// One text per call: a batch pads its texts to the longest, and the padded reductions round
+	// differently in the last bit, so a batched embedding would depend on its batch's other texts
+	// and a head trained from the cache would not rebuild byte for byte from a fresh one.
+	embs := make([][]float32, len(missing))
+	for j, t := range missing {
+		e, err := c.emb.Embed([]string{t})
+		if err != nil {
+			return nil, err
+		}
+		embs[j] = e[0]
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
