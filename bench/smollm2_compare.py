@@ -40,7 +40,11 @@ def compare(out):
     if torch:
         res["best_val_ppl_gap_pct"] = 100 * (go["best_val_ppl"] - torch["best_perplexity"]) / torch["best_perplexity"]
     if ds:
-        epochs = int(ds["config"]["epochs"])
+        epochs, bs, accum = (int(ds["config"][k]) for k in ("epochs", "batch-size", "grad-accum"))
+        steps = -(-(-(-len(ds["train"]) // bs)) // accum) * epochs
+        if torch and torch["steps"] < steps:
+            res["note"] = ("PyTorch ran %d of the job's %d optimizer steps (--max-steps or --epochs): its "
+                           "perplexity is not comparable, only its tokens/s" % (torch["steps"], steps))
         res["train_tokens"] = epochs * sum(len(e["IDs"]) for e in ds["train"])
         res["projected_train_s"] = {r["trainer"]: res["train_tokens"] / r["tokens_per_s"]
                                     for r in res["trainers"] if r["tokens_per_s"]}
@@ -66,6 +70,8 @@ def markdown(res):
                                                       fmt(r["tokens_per_s"], ".1f"), fmt(r["wall_s"], ".0f")))
     if "best_val_ppl_gap_pct" in res:
         lines += ["", "medassist's best validation perplexity is %+.2f%% from PyTorch + PEFT's." % res["best_val_ppl_gap_pct"]]
+    if "note" in res:
+        lines += ["", "**%s.**" % res["note"]]
     if "train_tokens" in res:
         lines += ["", "Training tokens of the job: %d; at the measured speeds: %s." % (res["train_tokens"], ", ".join(
             "%s %.0f s" % (k, v) for k, v in res["projected_train_s"].items()))]
