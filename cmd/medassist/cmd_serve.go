@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -40,9 +39,6 @@ func init() {
 		},
 		run: flagsOnly("serve", "", serve.DefaultConfig, func(ctx context.Context, env *cmdEnv, cfg serve.Config) error {
 			log := env.log
-			if strings.HasSuffix(strings.ToLower(cfg.Model), ".gguf") {
-				return usageError{cfg.Model + " is a GGUF file: serve an ONNX export of it (medassist import FILE.gguf --out DIR, then medassist export --model DIR --out ONNX_DIR; make run BASE=FILE.gguf does both and fine-tunes)"}
-			}
 			srv, err := serve.New(cfg, log)
 			if err != nil {
 				return err
