@@ -9,7 +9,7 @@ export GOEXPERIMENT := simd
 GO ?= go
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all setup build run test test-large bench lint fmt clean
+.PHONY: all setup build run test test-large bench container-test lint fmt clean
 
 all: build
 
@@ -42,6 +42,10 @@ test-large: build
 
 bench: build
 	bench/run.sh
+
+# Builds the Space image with podman and runs it for real (minutes to tens of minutes; not part of test).
+container-test:
+	scripts/container-test.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

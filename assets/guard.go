@@ -5,13 +5,12 @@ import (
 	"io/fs"
 )
 
-//go:embed guard
+//go:embed guard/*.txt guard/*.json guard/head.bin
 var guardFiles embed.FS
 
-// GuardFiles holds the guard's lexicons (emergency.txt, cues.txt, injection.txt, medical_terms.txt),
-// its messages (messages.json) and the training examples of its out-of-domain classifier
-// (examples/medical.txt, examples/non_medical.txt, examples/emergency.txt), and the weights of its
-// learned emergency detector (emergency_model.bin.gz, written by go generate ./guard/).
+// GuardFiles holds the guard's lexicons (emergency.txt, cues.txt, injection.txt), its messages
+// (messages.json) and its trained head (head.bin, written by `medassist guard train` from the
+// corpus in assets/guard/corpus, which is not embedded).
 func GuardFiles() fs.FS {
 	sub, err := fs.Sub(guardFiles, "guard")
 	if err != nil {

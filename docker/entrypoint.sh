@@ -1,11 +1,13 @@
 #!/bin/sh
-# Start medassist in a container: serve MODEL_DIR when it already holds an exported model (baked in at
-# build time or mounted); otherwise pull MODEL_ID from the Hugging Face Hub, export it to ONNX
-# (QUANTIZE: none, int8 or int4) into MODEL_DIR, then serve.
+# Start medassist serve in a container. The container's settings MODEL_ID, MODEL_REVISION, MODEL_DIR
+# and QUANTIZE are serve's model-id, revision, model-dir and quantize (MEDASSIST_* variables and flags
+# win). serve listens on 7860 at once and pulls, exports and loads the model in the background:
+# /readyz answers 503 with what it is doing, or why it failed, until the model is ready.
 set -eu
-if [ ! -f "$MODEL_DIR/model.onnx" ]; then
-  echo "medassist: no exported model in $MODEL_DIR; pulling $MODEL_ID" >&2
-  snapshot="$(/app/medassist pull "$MODEL_ID")"
-  /app/medassist export --model "$snapshot" --out "$MODEL_DIR" --quantize "$QUANTIZE"
+if [ -z "${MEDASSIST_MODEL:-}" ]; then # MEDASSIST_MODEL (an exported folder) replaces MODEL_ID
+  export MEDASSIST_MODEL_ID="${MEDASSIST_MODEL_ID:-${MODEL_ID:-}}"
 fi
-exec /app/medassist serve --model "$MODEL_DIR" "$@"
+export MEDASSIST_REVISION="${MEDASSIST_REVISION:-${MODEL_REVISION:-main}}"
+export MEDASSIST_MODEL_DIR="${MEDASSIST_MODEL_DIR:-${MODEL_DIR:-}}"
+export MEDASSIST_QUANTIZE="${MEDASSIST_QUANTIZE:-${QUANTIZE:-int4}}"
+exec /app/medassist serve "$@"

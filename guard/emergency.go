@@ -16,20 +16,16 @@ const (
 	cueInfoPost = "cue.info_after" // heart attack symptoms, stroke risk (right after the match)
 	cueCond     = "cue.cond"       // if, in case, what to do when someone (before the match)
 	cueNotCond  = "cue.notcond"    // "not sure if", "check if": an if that is not hypothetical
-	cuePast     = "cue.past"       // had, tuvo, hatte (just before a topic)
 	cueNegation = "cue.negation"   // no, not, without, kein (two words before the match)
 	cueRemote   = "cue.remote"     // last year, years ago, history of (sentence)
 	cueChronic  = "cue.chronic"    // for weeks, on and off, when I exercise (sentence)
-	cueMild     = "cue.mild"       // mild, a little, after eating, when I exercise (sentence, signs only)
-	cueIntense  = "cue.intense"    // severe, crushing, sudden, worst (sentence, signs only)
+	cueIntense  = "cue.intense"    // severe, crushing, sudden, worst (sentence)
 	cueHuman    = "cue.human"      // nearest subject is a person
 	cueNonhuman = "cue.nonhuman"   // nearest subject is a thing: server, app, startup, car
 	cueSelf     = "cue.self"       // nearest subject is the writer (for patterns flagged 3p)
 	secExclude  = "exclude"        // medical but not urgent: voids an overlapping emergency match
-	secFigure   = "figurative"     // medical words in other senses: voids it too, and is a classifier feature
+	secFigure   = "figurative"     // medical words in other senses: voids it too
 	secInject   = "injection"      // attempts to change the assistant's instructions
-	secMedical  = "medical"        // medical vocabulary, a classifier feature
-	secOther    = "other"          // vocabulary of other domains, a classifier feature
 	secEmerg    = "emergency."
 	secLang     = "lang."
 )
@@ -41,16 +37,11 @@ type cues struct {
 	sentence map[string][]bool // sentence-level: section → sentence s has one
 	message  map[string]bool   // message-level
 	spans    []match           // exclude matches
-	// emergencyWords: an emergency pattern stronger than a weak sign matched outside the exclude
-	// and figurative spans.
-	emergencyWords bool
-	// weakWords: only weak signs matched (sweating, vomiting, confused, hives).
-	weakWords bool
 }
 
 var (
-	wordCues     = []string{cueInfo, cueInfoPost, cueCond, cueNotCond, cuePast, cueNegation, cueHuman, cueNonhuman, cueSelf}
-	sentenceCues = []string{cueRemote, cueChronic, cueMild, cueIntense}
+	wordCues     = []string{cueInfo, cueInfoPost, cueCond, cueNotCond, cueNegation, cueHuman, cueNonhuman, cueSelf}
+	sentenceCues = []string{cueRemote, cueChronic, cueIntense}
 	messageCues  = []string{cueActual, cueUrgent, cueFiction, cueClinical}
 )
 
@@ -75,15 +66,6 @@ func indexCues(d *doc, ms []match) *cues {
 			c.sentence[sec][d.toks[m.start].sent] = true
 		case strings.HasPrefix(sec, "cue."):
 			c.message[sec] = true
-		}
-	}
-	for _, m := range ms {
-		if strings.HasPrefix(m.p.section, secEmerg) && !c.excluded(m) {
-			if m.p.level == "weak" {
-				c.weakWords = true
-			} else {
-				c.emergencyWords = true
-			}
 		}
 	}
 	for j, not := range c.ends[cueNotCond] {
@@ -168,21 +150,17 @@ type emergencyResult struct {
 	found    []evidence
 }
 
-// detectEmergency applies the emergency lexicon to a message. An acute match ("isn't breathing",
-// "crushing chest pain") is enough; a topic ("having a stroke") needs the writer or a person near
-// them to be involved now; a red-flag sign ("chest pain", "arm is numb") counts with another sign, an
-// intensifier, a call for help, or a person it is happening to ("my chest hurts"); weak signs
-// ("sweating") only count next to a red flag. Any of them is dropped when it is negated, hypothetical or
-// informational ("what are the signs of ..."), in the past ("last year"), about a thing ("the server
-// isn't responding"), in fiction or an exam-style clinical case, or overlapped by another sense
-// ("bleeding cash").
+// detectEmergency applies the emergency override list to a message: an acute phrasing ("isn't
+// breathing", "crushing chest pain") makes it an emergency, unless it is negated, hypothetical or
+// informational ("what are the signs of ..."), in the past ("last year"), chronic, about a thing
+// ("the server isn't responding"), in fiction or an exam-style clinical case, or overlapped by
+// another sense ("bleeding cash"). A call for help now ("help me", "right now") keeps it whatever
+// the framing.
 func detectEmergency(d *doc, ms []match, c *cues) (emergencyResult, bool) {
 	urgent := c.message[cueUrgent]
-	actual := c.message[cueActual] || urgent
-	var acute, topic, strong, weak []evidence
-	boosted := false
+	var acute []evidence
 	for _, m := range ms {
-		if !strings.HasPrefix(m.p.section, secEmerg) {
+		if !strings.HasPrefix(m.p.section, secEmerg) || m.p.level != "acute" {
 			continue
 		}
 		sent := d.toks[m.start].sent
@@ -210,70 +188,26 @@ func detectEmergency(d *doc, ms []match, c *cues) (emergencyResult, bool) {
 			continue
 		}
 		ev := evidence{m: m, category: strings.TrimPrefix(m.p.section, secEmerg), phrase: phraseOf(d, m)}
-		if !urgent && c.sentence[cueChronic][sent] && !lastsLonger(ev, m) {
+		if !urgent && c.sentence[cueChronic][sent] && !lastsLonger(ev.category) {
 			continue
 		}
-		switch m.p.level {
-		case "acute":
-			acute = append(acute, ev)
-		case "topic":
-			if actual && !c.endsWithin(d, cuePast, m.start-3, m.start-1, sent) {
-				topic = append(topic, ev)
-			}
-		case "sign", "weak":
-			if c.sentence[cueMild][sent] && !urgent {
-				continue
-			}
-			if m.p.level == "weak" {
-				weak = append(weak, ev)
-				continue
-			}
-			strong = appendDistinct(strong, ev)
-			if c.sentence[cueIntense][sent] {
-				boosted = true
-			}
-		}
+		acute = append(acute, ev)
 	}
-	switch {
-	case len(acute) > 0:
-		return result(1, acute, topic, strong), true
-	case len(topic) > 0:
-		return result(0.9, topic, strong), true
-	case len(strong) >= 2 || (len(strong) == 1 && (len(weak) > 0 || boosted || urgent || c.message[cueActual])):
-		return result(0.8, strong, weak), true
+	if len(acute) == 0 {
+		return emergencyResult{}, false
 	}
-	return emergencyResult{}, false
+	return emergencyResult{category: acute[0].category, score: 1, found: acute}, true
 }
 
-// lastsLonger reports whether a match stays an emergency however long it has gone on: thoughts of
-// self-harm for weeks still get the crisis line, and a seizure, a bleed or unconsciousness that has
-// gone on "for ages" is worse, not chronic.
-func lastsLonger(ev evidence, m match) bool {
-	switch ev.category {
-	case "self_harm":
+// lastsLonger reports whether a category stays an emergency however long it has gone on: thoughts
+// of self-harm for weeks still get the crisis line, and a seizure, a bleed or unconsciousness that
+// has gone on "for ages" is worse, not chronic.
+func lastsLonger(category string) bool {
+	switch category {
+	case "self_harm", "seizure", "bleeding", "unconscious":
 		return true
-	case "seizure", "bleeding", "unconscious":
-		return m.p.level == "acute"
 	}
 	return false
-}
-
-func result(score float64, groups ...[]evidence) emergencyResult {
-	var all []evidence
-	for _, g := range groups {
-		all = append(all, g...)
-	}
-	return emergencyResult{category: all[0].category, score: score, found: all}
-}
-
-// appendDistinct adds ev unless a sign with the same phrase is there already.
-func appendDistinct(list []evidence, ev evidence) []evidence {
-	for _, e := range list {
-		if e.phrase == ev.phrase || (e.m.start <= ev.m.start && ev.m.end <= e.m.end) {
-			return list
-		}
-	}
-	return append(list, ev)
 }
 
 // excluded reports whether m overlaps a match of the exclude or figurative sections.
@@ -295,11 +229,11 @@ func phraseOf(d *doc, m match) string {
 	return strings.Join(parts, " ")
 }
 
-// reason renders the evidence: `cardiac: "crushing chest pain" + "arm is numb"`.
+// reason renders the evidence: `cardiac: rule "crushing chest pain" + "arm is numb"`.
 func (r emergencyResult) reason() string {
 	var b strings.Builder
 	b.WriteString(r.category)
-	b.WriteString(": ")
+	b.WriteString(": rule ")
 	seen := map[string]bool{}
 	n := 0
 	for _, e := range r.found {

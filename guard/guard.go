@@ -3,9 +3,12 @@
 // assistant's domain (a polite refusal) or unusable input (invalid). It also shapes allowed answers:
 // fixed sections and the medical disclaimer exactly once, in streaming and in plain mode.
 //
-// Lexicons, messages and the classifier's training examples are embedded from assets/guard and can be
-// replaced by files in Config.LexiconDir and Config.ExamplesDir. Everything is compiled and trained
-// once, in New; Check is read-only and safe for concurrent use.
+// It decides on conversations: a sentence encoder (all-MiniLM-L6-v2 through ONNX Runtime) embeds the
+// latest user turn, alone and with the turn before it, and a small trained head classifies the
+// embedding as emergency, medical or nonmedical; a short list of rules overrides it for unmistakable
+// emergencies and instruction attacks, and context filters (hypothetical, informational, past,
+// fiction) keep questions about emergencies from being taken for emergencies. Lexicons, messages and
+// the head are embedded from assets/guard; Check is read-only and safe for concurrent use.
 package guard
 
 import (
@@ -19,66 +22,79 @@ import (
 	"sync/atomic"
 
 	"github.com/medassist/medassist/assets"
+	"github.com/medassist/medassist/encoder"
 )
 
 // Lexicon files, in load order (classes are defined in cues.txt and used by the others).
-var lexiconFiles = []string{"cues.txt", "emergency.txt", "injection.txt", "medical_terms.txt", "other_terms.txt"}
+var lexiconFiles = []string{"cues.txt", "emergency.txt", "injection.txt"}
 
-// Example files of the out-of-domain classifier and whether they are out of the domain.
-var exampleFiles = []struct {
-	name string
-	ood  bool
-}{{"medical.txt", false}, {"emergency.txt", false}, {"non_medical.txt", true}}
+// headFile holds the trained head (written by `medassist guard train`).
+const headFile = "head.bin"
 
-const trainSeed = 20240611
-
-// wordsFile lists English words that typo correction must not change.
-const wordsFile = "words_en.txt"
-
-//go:generate go run ./internal/genwords
-//go:generate go run ./internal/genmodel
-
-// Guard checks messages and formats answers. Build it with New.
-type Guard struct {
-	cfg             Config
-	lex             *lexicon
-	spell           *speller
-	clf             *classifier
-	threshold       float64
-	calib           Calibration
-	emerg           *classifier // emergency backstop: emergency examples against all others
-	emergThr        float64
-	emergCal        BackstopCalibration
-	learned         *classifier // learned emergency detector (Config.EmergencyModel "learned")
-	learnedCal      LearnedCalibration
-	learnedSelfHarm *classifier                  // among the learned detector's emergencies: self-harm or not
-	learnedKey      [32]byte                     // digest of the learned detector's inputs
-	msgs            map[string]map[string]string // language → key → text
-	langWords       map[string]map[string]bool   // language → function words
-	metrics         atomic.Pointer[Metrics]
+// Embedder turns texts into L2-normalised sentence embeddings; *encoder.Encoder is one.
+type Embedder interface {
+	Embed(texts []string) ([][]float32, error)
+	Dim() int
 }
 
-// New compiles the lexicons, builds the typo corrector, and trains and calibrates the out-of-domain
-// classifier and the emergency backstop on the examples (about 0.4 s of CPU with the embedded ones;
-// deterministic).
-func New(cfg Config) (*Guard, error) { return build(cfg, false) }
+// Guard checks conversations and formats answers. Build it with New.
+type Guard struct {
+	cfg       Config
+	lex       *lexicon
+	emb       Embedder
+	head      *Head
+	closeEmb  func() error
+	openEmb   func() error                 // a deferred encoder's opening (NewDeferred)
+	msgs      map[string]map[string]string // language → key → text
+	langWords map[string]map[string]bool   // language → function words
+	metrics   atomic.Pointer[Metrics]
+}
 
-// build is New; retrain makes the learned emergency detector train even when the embedded model
-// fits the files (for go generate).
-func build(cfg Config, retrain bool) (*Guard, error) {
+// New opens the sentence encoder named by cfg.Encoder and builds the guard on it. Close releases
+// the encoder.
+func New(cfg Config) (*Guard, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("guard config: %w", err)
 	}
-	g := &Guard{cfg: cfg, lex: newLexicon()}
+	enc, err := OpenEncoder(cfg)
+	if err != nil {
+		return nil, err
+	}
+	g, err := NewWithEmbedder(cfg, enc)
+	if err != nil {
+		enc.Close()
+		return nil, err
+	}
+	g.closeEmb = enc.Close
+	return g, nil
+}
+
+// OpenEncoder opens the sentence encoder cfg names (Config.Encoder, Config.EncoderThreads).
+func OpenEncoder(cfg Config) (*encoder.Encoder, error) {
+	dir, err := cfg.EncoderDir()
+	if err != nil {
+		return nil, err
+	}
+	enc, err := encoder.Open(dir, encoder.Options{Threads: cfg.EncoderThreads})
+	if err != nil {
+		return nil, fmt.Errorf("guard: %w", err)
+	}
+	return enc, nil
+}
+
+// NewWithEmbedder builds the guard on an embedder the caller owns (shared between guards, or a
+// test's). It compiles the lexicons and loads the head: cfg.Head when set, else the embedded one.
+func NewWithEmbedder(cfg Config, emb Embedder) (*Guard, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("guard config: %w", err)
+	}
+	g := &Guard{cfg: cfg, lex: newLexicon(), emb: emb}
 	files := assets.GuardFiles()
-	var lexicons strings.Builder
 	for _, name := range lexiconFiles {
 		text, err := readAsset(files, cfg.LexiconDir, name)
 		if err != nil {
 			return nil, err
 		}
-		lexicons.WriteString(text)
-		lexicons.WriteByte(0)
 		if err := g.lex.parse(name, text); err != nil {
 			return nil, fmt.Errorf("guard lexicon: %w", err)
 		}
@@ -94,64 +110,46 @@ func build(cfg Config, retrain bool) (*Guard, error) {
 	if err := checkMessages(g.msgs); err != nil {
 		return nil, err
 	}
-	texts := make([][]string, len(exampleFiles))
-	// Examples are read first; the speller needs their words.
-	for i, f := range exampleFiles {
-		text, err := readAsset(files, cfg.ExamplesDir, filepath.Join("examples", f.name))
-		if err != nil {
-			return nil, err
-		}
-		texts[i] = exampleLines(text)
-		if len(texts[i]) == 0 && f.name != "emergency.txt" {
-			return nil, fmt.Errorf("guard examples: %s has no examples; the classifier needs both in-domain and out-of-domain examples", f.name)
-		}
-	}
-	words, err := readAsset(files, "", wordsFile)
-	if err != nil {
+	if g.head, err = loadHead(files, cfg.Head); err != nil {
 		return nil, err
 	}
-	g.spell = g.buildSpeller(texts, exampleLines(words))
-	var data, emerg []example
-	for i, f := range exampleFiles {
-		for _, t := range texts[i] {
-			d, ms := g.prepare(t)
-			x := features(&d, vocabularyOf(ms))
-			data = append(data, example{x: x, ood: f.ood})
-			emerg = append(emerg, example{x: x, ood: f.name == "emergency.txt"})
-		}
-	}
-	g.calib = calibrate(data, trainSeed)
-	g.clf = train(data, trainSeed)
-	g.threshold = g.calib.Threshold
-	if cfg.Threshold > 0 {
-		g.threshold = cfg.Threshold
-	}
-	if len(texts[1]) > 0 {
-		g.emergThr, g.emergCal.Recall, g.emergCal.FalseAlarms = calibrateRate(emerg, trainSeed+7, backstopFPR)
-		g.emergCal.Threshold = g.emergThr
-		g.emerg = train(emerg, trainSeed+7)
-	}
-	if cfg.EmergencyModel == ModelLearned || cfg.EmergencyModel == "" {
-		if err := g.trainLearned(texts, lexicons.String()+words, retrain); err != nil {
-			return nil, err
-		}
+	if g.head.Dim != emb.Dim() {
+		return nil, fmt.Errorf("guard: the head reads %d-dimensional embeddings, the encoder gives %d: retrain it with `medassist guard train` for this encoder", g.head.Dim, emb.Dim())
 	}
 	return g, nil
 }
 
-// backstopFPR is the share of non-emergency training examples the emergency backstop may flag in
-// cross-validation.
-const backstopFPR = 0.01
-
-// BackstopCalibration reports the cross-validation of the emergency backstop classifier.
-type BackstopCalibration struct {
-	Threshold   float64 // probability at or above which the backstop fires
-	Recall      float64 // out-of-fold share of emergency examples at or above it
-	FalseAlarms float64 // out-of-fold share of other examples at or above it
+// loadHead reads the head from path, or the embedded one when path is "".
+func loadHead(files fs.FS, path string) (*Head, error) {
+	var b []byte
+	var err error
+	if path != "" {
+		b, err = os.ReadFile(path)
+	} else {
+		b, err = fs.ReadFile(files, headFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("guard head: %w (build it with `medassist guard train`)", err)
+	}
+	h := &Head{}
+	if err := h.UnmarshalBinary(b); err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
-// Backstop reports the cross-validation of the emergency backstop classifier.
-func (g *Guard) Backstop() BackstopCalibration { return g.emergCal }
+// Close releases the encoder New opened (not one given to NewWithEmbedder).
+func (g *Guard) Close() error {
+	if g.closeEmb == nil {
+		return nil
+	}
+	err := g.closeEmb()
+	g.closeEmb = nil
+	return err
+}
+
+// Head is the classifier the guard decides with.
+func (g *Guard) Head() *Head { return g.head }
 
 // readAsset reads name from dir when dir is set and holds it, else from the embedded files.
 func readAsset(files fs.FS, dir, name string) (string, error) {
@@ -175,7 +173,7 @@ func readAsset(files fs.FS, dir, name string) (string, error) {
 
 func checkMessages(m map[string]map[string]string) error {
 	en := m["en"]
-	for _, k := range []string{"emergency", "self_harm", "out_of_domain", "prompt_injection", "invalid.empty", "invalid.too_long", "invalid.invalid_utf8", "invalid.control_chars"} {
+	for _, k := range []string{"emergency", "self_harm", "out_of_domain", "prompt_injection", "social.hello", "social.thanks", "client_system", "invalid.empty", "invalid.too_long", "invalid.invalid_utf8", "invalid.control_chars"} {
 		if strings.TrimSpace(en[k]) == "" {
 			return fmt.Errorf("guard messages.json: the en section needs a %q message", k)
 		}
@@ -183,53 +181,14 @@ func checkMessages(m map[string]map[string]string) error {
 	return nil
 }
 
-// buildSpeller corrects unknown words towards lexicon words and towards example words that a
-// lexicon prefix covers (breath* → breathing); dictionary and example words are never corrected.
-func (g *Guard) buildSpeller(texts [][]string, dictionary []string) *speller {
-	targets := map[string]int{}
-	for w, n := range g.lex.words {
-		targets[w] = n
-	}
-	known := make(map[string]bool, len(dictionary)+4096)
-	for _, w := range dictionary {
-		known[w] = true
-	}
-	exampleWords := map[string]bool{}
-	for _, list := range texts {
-		for _, t := range list {
-			for _, tok := range analyze(t).toks {
-				known[tok.text] = true
-				exampleWords[tok.text] = true
-			}
-		}
-	}
-	for w := range exampleWords {
-		for _, p := range g.lex.prefixes {
-			if strings.HasPrefix(w, p) {
-				targets[w]++
-				break
-			}
-		}
-	}
-	return newSpeller(targets, known)
-}
-
-// prepare normalises a message, detects its language, corrects typos (in English messages: the
-// dictionary is English) and finds every lexicon match.
+// prepare normalises a message, detects its language and finds every lexicon match.
 func (g *Guard) prepare(text string) (doc, []match) {
 	d := analyze(text)
 	d.lang = g.detectLanguage(&d)
-	if d.lang == "en" {
-		for i := range d.toks {
-			if !d.toks[i].num {
-				d.toks[i].text = g.spell.correct(d.toks[i].text)
-			}
-		}
-	}
 	return d, g.lex.find(d.toks)
 }
 
-// detectLanguage picks en, es, fr or de by counting each language's function words (the lang.*
+// detectLanguage picks en, es, fr, de, it or pt by counting each language's function words (the lang.*
 // sections of cues.txt); English wins ties.
 func (g *Guard) detectLanguage(d *doc) string {
 	var counts [len(languages)]int
@@ -249,18 +208,8 @@ func (g *Guard) detectLanguage(d *doc) string {
 	return languages[best]
 }
 
-// functionWord reports whether w is a function word of a language the guard knows (the, de, und).
-func (g *Guard) functionWord(w string) bool {
-	for _, set := range g.langWords {
-		if set[w] {
-			return true
-		}
-	}
-	return false
-}
-
 // languages the guard detects; the first is the default.
-var languages = [...]string{"en", "es", "fr", "de"}
+var languages = [...]string{"en", "es", "fr", "de", "it", "pt"}
 
 // functionWords collects the single-word patterns of the lang.* sections.
 func (l *lexicon) functionWords() map[string]map[string]bool {
@@ -280,101 +229,6 @@ func (l *lexicon) functionWords() map[string]map[string]bool {
 		}
 	}
 	return out
-}
-
-// vocabulary counts a message's matches of the medical vocabulary and the emergency lexicon
-// (whether or not the emergency rules fired: "signs of a stroke" is still about health), of the
-// vocabulary of other domains, and of medical words used in other senses ("bleeding cash").
-type vocabulary struct{ medical, other, figurative int }
-
-func vocabularyOf(ms []match) vocabulary {
-	var v vocabulary
-	for _, m := range ms {
-		switch {
-		case m.p.section == secMedical || strings.HasPrefix(m.p.section, secEmerg):
-			v.medical++
-		case m.p.section == secOther:
-			v.other++
-		case m.p.section == secFigure:
-			v.figurative++
-		}
-	}
-	return v
-}
-
-// Check decides about one message. It never panics and always returns one of the four kinds.
-func (g *Guard) Check(text string) Verdict {
-	if p := validate(text, g.cfg.MaxChars); p != nil {
-		return g.invalid(p)
-	}
-	d, ms := g.prepare(text)
-	lang := d.lang
-	locale := g.cfg.locale(lang)
-	c := indexCues(&d, ms)
-	if e, ok := detectEmergency(&d, ms, c); ok {
-		return Verdict{Kind: Emergency, Code: e.category, Reason: e.reason(), Locale: locale, Score: e.score,
-			Message: g.emergencyMessage(lang, locale, e.category)}
-	}
-	x := features(&d, vocabularyOf(ms))
-	if v, ok := g.backstop(&d, c, x, lang, locale); ok {
-		return v
-	}
-	for _, m := range ms {
-		if m.p.section == secInject {
-			return Verdict{Kind: OutOfDomain, Code: "prompt_injection", Locale: locale, Score: 1,
-				Reason:  fmt.Sprintf("prompt_injection: %q asks the assistant to drop its instructions or role", phraseOf(&d, m)),
-				Message: g.message(lang, "prompt_injection")}
-		}
-	}
-	if v, ok := g.learnedVerdict(&d, c, x, lang, locale); ok {
-		return v
-	}
-	p := g.clf.prob(x)
-	if p >= g.threshold {
-		return Verdict{Kind: OutOfDomain, Code: "not_medical", Locale: locale, Score: p,
-			Reason:  fmt.Sprintf("not_medical: out-of-domain score %.2f >= threshold %.2f%s", p, g.threshold, cueList("away from health", g.clf.explain(&d, true, 3, g.functionWord))),
-			Message: g.message(lang, "out_of_domain")}
-	}
-	return Verdict{Kind: Allow, Code: "medical", Locale: locale, Score: 1 - p,
-		Reason: fmt.Sprintf("medical: out-of-domain score %.2f < threshold %.2f%s", p, g.threshold, cueList("health words", g.clf.explain(&d, false, 3, g.functionWord)))}
-}
-
-// backstop asks the emergency classifier about a message the emergency rules let through. It only
-// speaks when the message holds emergency-lexicon words (a sign that did not add up, a topic without
-// a person, or only weak signs such as "confused" or "hives") and is about the writer or a person near them, now: no hypothetical, informational,
-// clinical-case, past, chronic or fictional framing anywhere in it.
-func (g *Guard) backstop(d *doc, c *cues, x sparse, lang, locale string) (Verdict, bool) {
-	if g.emerg == nil || !(c.emergencyWords || c.weakWords) || !(c.message[cueActual] || c.message[cueUrgent]) || c.message[cueFiction] || c.message[cueClinical] {
-		return Verdict{}, false
-	}
-	for _, sec := range []string{cueInfo, cueInfoPost, cueCond, cuePast, cueNegation} {
-		for _, on := range c.ends[sec] {
-			if on {
-				return Verdict{}, false
-			}
-		}
-	}
-	for _, sec := range []string{cueRemote, cueChronic, cueMild} {
-		for _, on := range c.sentence[sec] {
-			if on {
-				return Verdict{}, false
-			}
-		}
-	}
-	p := g.emerg.prob(x)
-	if p < g.emergThr {
-		return Verdict{}, false
-	}
-	return Verdict{Kind: Emergency, Code: "general", Locale: locale, Score: p,
-		Reason:  fmt.Sprintf("general: emergency classifier score %.2f >= %.2f%s", p, g.emergThr, cueList("words", g.emerg.explain(d, true, 3, g.functionWord))),
-		Message: g.emergencyMessage(lang, locale, "general")}, true
-}
-
-func cueList(what string, words []string) string {
-	if len(words) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("; %s: %s", what, strings.Join(words, ", "))
 }
 
 func (g *Guard) invalid(p *inputProblem) Verdict {
@@ -412,12 +266,6 @@ func (g *Guard) emergencyMessage(lang, locale, category string) string {
 	}
 	return r.Replace(msg)
 }
-
-// Threshold is the out-of-domain probability at or above which messages are refused.
-func (g *Guard) Threshold() float64 { return g.threshold }
-
-// Calibration reports the cross-validation that chose the threshold.
-func (g *Guard) Calibration() Calibration { return g.calib }
 
 // Disclaimer is the text appended to every allowed answer.
 func (g *Guard) Disclaimer() string { return g.cfg.Disclaimer }

@@ -13,7 +13,7 @@ import (
 //	# comment
 //	@name = alternative | another phrase | pre*      a word class, usable as @name in patterns
 //	[section]                                        e.g. [emergency.cardiac], [cue.info]
-//	level[/flag...] element element ...              in emergency sections: level is acute, topic, sign or weak
+//	level[/flag...] element element ...              in emergency sections: level is acute or hint
 //	element element ...                              in cue and injection sections
 //
 // An element is a word (pain), a prefix (breath*), a suffix (*itis: at least three letters before it),
@@ -86,7 +86,7 @@ func (e *element) candidates(t token) ([]phrase, []phrase) {
 // pattern is one compiled lexicon line.
 type pattern struct {
 	section string   // emergency.cardiac, cue.info, injection, ...
-	level   string   // acute, topic, sign, weak; "" outside emergency sections
+	level   string   // acute or hint in emergency sections, "" elsewhere
 	flags   []string // e.g. 3p: the subject must not be the writer
 	elems   []element
 	src     string // the line as written, for reasons
@@ -131,7 +131,7 @@ func newLexicon() *lexicon {
 
 var classDef = regexp.MustCompile(`^@[\w]+\s*=`)
 
-var levels = map[string]bool{"acute": true, "topic": true, "sign": true, "weak": true}
+var levels = map[string]bool{"acute": true, "hint": true}
 
 // parse adds the classes and patterns of one file. Classes must be defined before use.
 func (l *lexicon) parse(name, text string) error {
@@ -188,7 +188,7 @@ func (l *lexicon) compile(section, line string) (*pattern, error) {
 	if strings.HasPrefix(section, "emergency.") {
 		lv, flags, _ := strings.Cut(fields[0], "/")
 		if !levels[lv] {
-			return nil, fmt.Errorf("emergency pattern must start with acute, topic, sign or weak: %q", line)
+			return nil, fmt.Errorf("emergency pattern must start with acute or hint (optionally with /3p): %q", line)
 		}
 		p.level = lv
 		if flags != "" {

@@ -12,6 +12,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/medassist/medassist/model"
 )
 
 // chatRouter is a gin router with the guard in front of a handler that reads the whole body and
@@ -19,7 +21,7 @@ import (
 func chatRouter(g *Guard, m *Metrics, limit int64, handled *int) *gin.Engine {
 	gin.SetMode(gin.TestMode)
 	r := gin.New()
-	extract := func(c *gin.Context) (string, error) {
+	extract := func(c *gin.Context) ([]model.Message, error) {
 		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, limit)
 		return ExtractChat(c)
 	}
@@ -189,23 +191,29 @@ func TestMiddlewareBodyLimitStillApplies(t *testing.T) {
 	}
 }
 
-func TestExtractChatContentParts(t *testing.T) {
+func TestExtractChatAndContentText(t *testing.T) {
 	gin.SetMode(gin.TestMode)
-	for body, want := range map[string]string{
-		`{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"x"}},{"type":"text","text":"b"}]}]}`: "a\nb",
-		`{"messages":[{"role":"user","content":"first"},{"role":"assistant","content":"x"},{"role":"user","content":"last"}]}`:                          "last",
+	for body, want := range map[string][]model.Message{
+		`{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}`: {{Role: "user", Content: "a\nb"}},
+		`{"messages":[{"role":"system","content":"s"},{"role":"user","content":"first"},{"role":"assistant","content":null},{"role":"user","content":"last"}]}`: {
+			{Role: "system", Content: "s"}, {Role: "user", Content: "first"}, {Role: "assistant", Content: ""}, {Role: "user", Content: "last"}},
 	} {
 		c, _ := gin.CreateTestContext(httptest.NewRecorder())
 		c.Request = httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
 		got, err := ExtractChat(c)
-		if err != nil || got != want {
-			t.Errorf("ExtractChat(%s) = %q, %v; want %q", body, got, err, want)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("ExtractChat(%s) = %q, %v; want %q", body, got, err, want)
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Errorf("ExtractChat(%s)[%d] = %q, want %q", body, i, got[i], want[i])
+			}
 		}
 	}
-	c, _ := gin.CreateTestContext(httptest.NewRecorder())
-	c.Request = httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"messages":[{"role":"system","content":"s"}]}`))
-	if _, err := ExtractChat(c); err == nil {
-		t.Error("a request without a user message should be an extraction error")
+	for _, bad := range []string{`[{"type":"image_url","image_url":{"url":"x"}}]`, `42`, `{"text":"a"}`} {
+		if _, err := ContentText([]byte(bad)); err == nil {
+			t.Errorf("ContentText(%s) should fail: only strings and text parts are understood", bad)
+		}
 	}
 }
 

@@ -84,7 +84,7 @@ type doc struct {
 	toks      []token
 	sentences int
 	exclaim   int    // number of '!'
-	lang      string // detected language: en, es, fr or de
+	lang      string // detected language: en, es, fr, de, it or pt
 }
 
 // analyze normalises text (NFKC, case folding, accent removal, whitespace and punctuation folding,

@@ -56,14 +56,18 @@ type Verdict struct {
 	// Reason is human-readable and starts with Code, e.g.
 	// `cardiac: "crushing chest pain" + "arm is numb"` or `not_medical: score 0.91 >= 0.55 (...)`.
 	Reason string
-	// Message is what the user is told instead of a model answer (empty for Allow): emergency guidance
-	// with the number to call, a polite refusal, or what is wrong with the input.
+	// Message is what the user is told instead of a model answer: emergency guidance with the number
+	// to call, a polite refusal, what is wrong with the input, or, on an Allow verdict, the guard's
+	// own short reply to a greeting or thanks (the model is not called). Empty when the model answers.
 	Message string
 	// Locale is the locale of the guidance (en-US, es-ES, ...), from the message's detected language.
 	Locale string
 	// Score is the guard's confidence in the verdict, in [0, 1]: for Allow and OutOfDomain the
 	// classifier's probability of the chosen side, for Emergency the strength of the evidence.
 	Score float64
+	// Guidance, on an Allow verdict, is emergency guidance to put in front of the answer: an
+	// emergency was stated in one of the last user turns.
+	Guidance string
 	// Code is the short, bounded cause used as the metrics label: medical, cardiac, stroke, ...,
 	// prompt_injection, not_medical, empty, too_long, invalid_utf8, control_chars.
 	Code string

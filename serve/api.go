@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/medassist/medassist/guard"
 	"github.com/medassist/medassist/model"
 )
 
@@ -39,35 +39,13 @@ type ChatMessage struct {
 	Content ContentText `json:"content"`
 }
 
-// ContentText accepts OpenAI's string or text-parts content and keeps the text.
+// ContentText accepts OpenAI's string or text-parts content and keeps the text (guard.ContentText).
 type ContentText string
 
 func (c *ContentText) UnmarshalJSON(b []byte) error {
-	if bytes.Equal(b, []byte("null")) {
-		*c = ""
-		return nil
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		*c = ContentText(s)
-		return nil
-	}
-	var parts []struct {
-		Type string `json:"type"`
-		Text string `json:"text"`
-	}
-	if err := json.Unmarshal(b, &parts); err != nil {
-		return errors.New("content must be a string or a list of text parts")
-	}
-	var sb strings.Builder
-	for _, p := range parts {
-		if p.Type != "text" {
-			return fmt.Errorf("content part type %q is not supported (only text)", p.Type)
-		}
-		sb.WriteString(p.Text)
-	}
-	*c = ContentText(sb.String())
-	return nil
+	text, err := guard.ContentText(b)
+	*c = ContentText(text)
+	return err
 }
 
 // StopList accepts a string or a list of strings.
@@ -103,6 +81,8 @@ type params struct {
 	Stream      bool
 	WantUsage   bool
 	LastUser    string
+	Guidance    string // emergency guidance the guard keeps in front of the answer
+	GuardReason string // the guard's reason when Guidance is set
 }
 
 // decodeChatRequest reads at most limit bytes of body and validates them into params.

@@ -28,7 +28,7 @@ var decodeCases = []struct {
 		}},
 	{"content parts", `{"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}]}`, 0,
 		func(t *testing.T, p *params) {
-			if p.LastUser != "ab" {
+			if p.LastUser != "a\nb" { // guard.ContentText joins text parts with newlines
 				t.Fatalf("%q", p.LastUser)
 			}
 		}},

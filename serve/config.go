@@ -3,8 +3,10 @@
 package serve
 
 import (
+	"slices"
 	"time"
 
+	"github.com/medassist/medassist/export"
 	"github.com/medassist/medassist/guard"
 	"github.com/medassist/medassist/internal/config"
 )
@@ -12,7 +14,11 @@ import (
 // Config is everything `medassist serve` can be told. Keys are the flag names.
 type Config struct {
 	Addr            string        `koanf:"addr"`
-	Model           string        `koanf:"model"`
+	Model           string        `koanf:"model"`      // an exported dir, served as is
+	ModelID         string        `koanf:"model-id"`   // or: a Hub id, a local HF or exported folder, a GGUF file (see Loader)
+	Revision        string        `koanf:"revision"`   // branch, tag or commit of a Hub model id
+	ModelDir        string        `koanf:"model-dir"`  // where model-id is exported; "" → the user cache dir
+	Quantize        string        `koanf:"quantize"`   // weights of that export: none, int8, int4
 	ModelName       string        `koanf:"model-name"` // id shown by /v1/models; default: the model dir's base name
 	MaxBodyBytes    int64         `koanf:"max-body-bytes"`
 	MaxConcurrent   int           `koanf:"max-concurrent"` // sequences generating at once (each has its own KV cache)
@@ -38,6 +44,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Addr:            "0.0.0.0:7860",
+		Revision:        "main",
+		Quantize:        "int4",
 		MaxBodyBytes:    1 << 20,
 		MaxConcurrent:   2,
 		QueueSize:       16,
@@ -58,6 +66,8 @@ func DefaultConfig() Config {
 func (c *Config) Validate() error {
 	return config.Join(
 		config.Check(c.Addr != "", "addr", c.Addr, "a HOST:PORT address"),
+		config.Check(c.Revision != "", "revision", c.Revision, "a branch, tag or commit hash"),
+		config.Check(slices.Contains([]export.Quantization{export.QuantNone, export.QuantInt8, export.QuantInt4}, export.Quantization(c.Quantize)), "quantize", c.Quantize, "one of none, int8, int4"),
 		config.Check(c.MaxBodyBytes >= 1024, "max-body-bytes", c.MaxBodyBytes, ">= 1024"),
 		config.Check(c.MaxConcurrent >= 1 && c.MaxConcurrent <= 64, "max-concurrent", c.MaxConcurrent, "between 1 and 64"),
 		config.Check(c.QueueSize >= 0 && c.QueueSize <= 10000, "queue-size", c.QueueSize, "between 0 and 10000"),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/medassist/medassist/guard"
+	"github.com/medassist/medassist/model"
 )
 
 const paramsKey = "medassist.params"
@@ -32,13 +33,13 @@ func (s *Server) requestParams(c *gin.Context) (*params, error) {
 	return p, nil
 }
 
-// guardText is the guard middleware's extractor: the last user message.
-func (s *Server) guardText(c *gin.Context) (string, error) {
+// guardConversation is the guard middleware's extractor: the request's messages.
+func (s *Server) guardConversation(c *gin.Context) ([]model.Message, error) {
 	p, err := s.requestParams(c)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	return p.LastUser, nil
+	return p.Messages, nil
 }
 
 // handleChat serves POST /v1/chat/completions: bind, wait for a slot, generate, render.
@@ -51,6 +52,9 @@ func (s *Server) handleChat(c *gin.Context) {
 	if err != nil {
 		writeError(c, err)
 		return
+	}
+	if v, ok := guard.FromContext(c); ok && v.Guidance != "" {
+		p.Guidance, p.GuardReason = v.Guidance, v.Reason
 	}
 	svc := s.svc.Load()
 	if svc == nil {
@@ -88,12 +92,22 @@ func (s *Server) plainChat(c *gin.Context, ctx context.Context, start time.Time,
 		ID: completionID(c), Object: "chat.completion", Created: time.Now().Unix(), Model: s.modelName,
 		Choices: []choice{{Message: &respMessage{Role: "assistant", Content: string(text)}, FinishReason: &finish}},
 		Usage:   res.usage(),
+		Guard:   p.guardResult(),
 	})
+}
+
+// guardResult is the guard object of an allowed answer that carries emergency guidance (nil
+// otherwise).
+func (p *params) guardResult() *guardResult {
+	if p.Guidance == "" {
+		return nil
+	}
+	return &guardResult{Verdict: guard.Allow.String(), Reason: p.GuardReason}
 }
 
 func (s *Server) streamChat(c *gin.Context, ctx context.Context, start time.Time, svc *chatService, p *params) {
 	sse := newSSE(c, completionID(c), s.modelName)
-	if err := sse.send(choice{Delta: &respMessage{Role: "assistant"}}, nil, nil); err != nil {
+	if err := sse.send(choice{Delta: &respMessage{Role: "assistant"}}, nil, p.guardResult()); err != nil {
 		s.clientGone(c)
 		return
 	}
@@ -161,11 +175,15 @@ func (r chatResult) usage() *usage {
 }
 
 // intervene answers a guard verdict in place of the model: 200, the guard's message as content,
-// finish_reason "content_filter" and the guard object.
+// finish_reason "content_filter" and the guard object; the guard's own reply to a greeting or
+// thanks (an allow verdict with a message) finishes with "stop".
 func (s *Server) intervene(c *gin.Context, v guard.Verdict) {
 	p, _ := s.requestParams(c)
 	g := &guardResult{Verdict: v.Kind.String(), Reason: v.Reason}
 	finish := "content_filter"
+	if v.Kind == guard.Allow {
+		finish = "stop"
+	}
 	attrs := []any{"request_id", requestID(c), "verdict", g.Verdict, "code", v.Code}
 	if s.cfg.LogContent {
 		attrs = append(attrs, "reason", v.Reason) // quotes the user's words
@@ -246,11 +264,11 @@ func (s *Server) handleReady(c *gin.Context) {
 	svc := s.svc.Load()
 	if svc == nil {
 		if err := s.loadErr.Load(); err != nil {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "failed", "error": (*err).Error()})
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "failed", "error": (*err).Error(), "reason": (*err).Error()})
 			return
 		}
 		c.Header("Retry-After", "5")
-		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "loading"})
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "loading", "reason": s.loadStatus()})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready", "model": s.modelName, "device": svc.b.Device})

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	pmodel "github.com/prometheus/common/model"
 
+	"github.com/medassist/medassist/encoder"
 	"github.com/medassist/medassist/export"
 	"github.com/medassist/medassist/generation"
 	"github.com/medassist/medassist/internal/testutil"
@@ -33,8 +34,31 @@ var stories struct {
 	err  error
 }
 
+// minilm is the guard's sentence encoder, opened once per package and shared by every server.
+var minilm struct {
+	once sync.Once
+	enc  *encoder.Encoder
+	err  error
+}
+
+// guardEncoder is the shared all-MiniLM-L6-v2 encoder; it skips the test when the model or ONNX
+// Runtime is absent.
+func guardEncoder(t testing.TB) *encoder.Encoder {
+	t.Helper()
+	dir := testutil.MiniLM(t)
+	lib := testutil.ORTLibrary(t)
+	minilm.once.Do(func() { minilm.enc, minilm.err = encoder.Open(dir, encoder.Options{ORTLib: lib, Threads: 1}) })
+	if minilm.err != nil {
+		t.Fatalf("guard encoder: %v", minilm.err)
+	}
+	return minilm.enc
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if minilm.enc != nil {
+		_ = minilm.enc.Close()
+	}
 	if stories.b != nil {
 		_ = stories.b.Close()
 	}
@@ -122,7 +146,7 @@ func testConfig() Config {
 func newServer(t testing.TB, cfg Config) (*Server, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
-	srv, err := New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	srv, err := NewWithEmbedder(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), guardEncoder(t))
 	if err != nil {
 		t.Fatal(err)
 	}

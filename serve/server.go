@@ -34,9 +34,10 @@ type Server struct {
 	modelName string
 	started   time.Time
 
-	svc     atomic.Pointer[chatService]
-	loadErr atomic.Pointer[error]
-	backend atomic.Pointer[Backend]
+	svc       atomic.Pointer[chatService]
+	loadErr   atomic.Pointer[error]
+	loadStage atomic.Pointer[string] // what the background load is doing, for /readyz
+	backend   atomic.Pointer[Backend]
 
 	// drain is cancelled (cause ErrShuttingDown) when the shutdown timeout is over: generations still
 	// running end with an error event instead of a cut connection.
@@ -44,15 +45,33 @@ type Server struct {
 	stopDrain context.CancelCauseFunc
 }
 
-// New builds a server from a validated config. The guard is built here, once.
+// New builds a server from a validated config. The guard is built here, once; its sentence encoder
+// (cfg.Guard) opens in Serve's background load, before the model, so the server listens at once and
+// an encoder that cannot be opened is reported by /readyz. Serve releases it when it returns.
 func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	g, err := guard.New(cfg.Guard)
+	g, err := guard.NewDeferred(cfg.Guard)
 	if err != nil {
 		return nil, fmt.Errorf("guard: %w", err)
 	}
+	return withGuard(cfg, log, g), nil
+}
+
+// NewWithEmbedder is New with a sentence encoder the caller owns (shared by several servers).
+func NewWithEmbedder(cfg Config, log *slog.Logger, emb guard.Embedder) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	g, err := guard.NewWithEmbedder(cfg.Guard, emb)
+	if err != nil {
+		return nil, fmt.Errorf("guard: %w", err)
+	}
+	return withGuard(cfg, log, g), nil
+}
+
+func withGuard(cfg Config, log *slog.Logger, g *guard.Guard) *Server {
 	reg := prometheus.NewRegistry()
 	s := &Server{cfg: cfg, log: log, reg: reg, metrics: newMetrics(reg), guard: g, started: time.Now()}
 	s.drain, s.stopDrain = context.WithCancelCause(context.Background())
@@ -66,9 +85,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		s.modelName = "medassist"
 		if cfg.Model != "" {
 			s.modelName = filepath.Base(filepath.Clean(cfg.Model))
+		} else if cfg.ModelID != "" {
+			s.modelName = modelIDName(cfg.ModelID)
 		}
 	}
-	return s, nil
+	return s
 }
 
 // SetBackend installs the generation backend; the server is ready from then on.
@@ -79,6 +100,18 @@ func (s *Server) SetBackend(b *Backend) {
 	}
 	s.backend.Store(b)
 	s.svc.Store(&chatService{b: b, cfg: &s.cfg, guard: s.guard, system: system, onToken: s.metrics.tokens.Inc})
+}
+
+// SetLoadStatus records what the background load is doing (pulling, exporting, loading); /readyz and
+// the chat page show it until the model is ready or has failed.
+func (s *Server) SetLoadStatus(stage string) { s.loadStage.Store(&stage) }
+
+// loadStatus is the stage last set, or "loading the model".
+func (s *Server) loadStatus() string {
+	if p := s.loadStage.Load(); p != nil {
+		return *p
+	}
+	return "loading the model"
 }
 
 // generationContext bounds one generation by the client's connection, the request deadline and the
@@ -110,7 +143,7 @@ func (s *Server) Router() *gin.Engine {
 	v1 := r.Group("/v1")
 	v1.GET("/models", s.handleModels)
 	v1.POST("/chat/completions", s.guard.Middleware(guard.MiddlewareOptions{
-		Extract:   s.guardText,
+		Extract:   s.guardConversation,
 		Intervene: s.intervene,
 	}), s.handleChat)
 	return r
@@ -166,6 +199,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, load func(context.C
 	if b := s.backend.Load(); b != nil && b.Close != nil {
 		err = errors.Join(err, b.Close())
 	}
+	err = errors.Join(err, s.guard.Close())
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -173,10 +207,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, load func(context.C
 	return nil
 }
 
-// load installs the backend that load returns, or records why it failed (/readyz reports it).
+// load opens the guard's encoder, then installs the backend that load returns, or records why either
+// failed (/readyz reports it; without the encoder no chat is answered).
 func (s *Server) load(ctx context.Context, load func(context.Context) (*Backend, error)) {
 	start := time.Now()
-	b, err := load(ctx)
+	s.SetLoadStatus("loading the guard's sentence encoder")
+	b, err := (*Backend)(nil), s.guard.Open() // its errors name the guard's encoder
+	if err == nil {
+		s.SetLoadStatus("loading the model")
+		b, err = load(ctx)
+	}
 	if err != nil {
 		s.loadErr.Store(&err)
 		s.log.Error("model failed to load", "err", err)

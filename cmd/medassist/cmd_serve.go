@@ -5,6 +5,8 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/medassist/medassist/model"
+	"github.com/medassist/medassist/model/gguf"
 	"github.com/medassist/medassist/serve"
 )
 
@@ -13,13 +15,14 @@ func init() {
 		name:    "serve",
 		logJSON: true, // one JSON line per request, with its request id
 		summary: "serve the chat API (OpenAI-style, streaming), the chat page, health and metrics",
-		usage:   "--model DIR [--addr HOST:PORT]",
+		usage:   "--model DIR | --model-id ID [--model-dir DIR] [--addr HOST:PORT]",
 		flags: func(fs *pflag.FlagSet) {
 			d := serve.DefaultConfig()
 			fs.String("model", d.Model, "exported model dir (model.onnx + config/tokenizer files); env MEDASSIST_MODEL")
+			modelSourceFlags(fs, d)
 			fs.String("addr", d.Addr, "listen address (7860 as on Hugging Face Spaces)")
 			fs.String("model-name", d.ModelName, "model id reported by /v1/models (default: the model dir's name)")
-			fs.String("device", d.Device, "auto (CUDA if available, else CPU with a warning), cpu or cuda")
+			fs.String("device", d.Device, "auto (CUDA with a GPU build of ONNX Runtime and a GPU, else CPU; a CPU build never tries CUDA), cpu or cuda")
 			fs.String("ort-lib", d.ORTLib, "ONNX Runtime shared library (default: $MEDASSIST_ORT_LIB or .cache/native/lib/libonnxruntime.so)")
 			fs.Int("threads", d.Threads, "intra-op threads per sequence (0: cores ÷ max-concurrent)")
 			fs.Bool("allow-spinning", d.AllowSpinning, "let ONNX Runtime's threads spin while waiting for work (faster for one stream on dedicated cores; off by default because concurrent sequences share them)")
@@ -43,9 +46,34 @@ func init() {
 			if err != nil {
 				return err
 			}
+			loader := newLoader(env)
+			loader.Status = srv.SetLoadStatus
 			return srv.Run(ctx, func(ctx context.Context) (*serve.Backend, error) {
-				return serve.OpenBackend(ctx, cfg, log)
+				return loader.Open(ctx, cfg)
 			})
 		}),
 	})
+}
+
+// modelSourceFlags declares the flags that say which model to serve when it is not an exported dir
+// (serve and prepare share them).
+func modelSourceFlags(fs *pflag.FlagSet, d serve.Config) {
+	fs.String("model-id", d.ModelID, "model to serve instead of --model: a Hub id (pulled), a Hugging Face folder or a GGUF file (exported into --model-dir), or an exported folder; env MEDASSIST_MODEL_ID")
+	fs.String("revision", d.Revision, "branch, tag or commit of a Hub --model-id")
+	fs.String("model-dir", d.ModelDir, "where --model-id is exported (re-exported when its stamp names another model, revision or quantization; default: a folder per model in the user cache dir)")
+	fs.String("quantize", d.Quantize, "weights of that export: none, int8 or int4")
+}
+
+// newLoader pulls with the Hugging Face environment's settings (HF_HOME, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE)
+// and imports GGUF files as `medassist import` does (float32).
+func newLoader(env *cmdEnv) *serve.Loader {
+	return &serve.Loader{Hub: hubConfig(defaultPullConfig(), env), Log: env.log, Import: importGGUF(env)}
+}
+
+// importGGUF is the loader's importer: a GGUF file into an HF-layout folder, float32.
+func importGGUF(env *cmdEnv) serve.ImportFunc {
+	return func(ctx context.Context, file, out string) error {
+		_, err := gguf.Import(ctx, file, out, gguf.Options{DType: model.F32}, env.log)
+		return err
+	}
 }

@@ -1,0 +1,255 @@
+package guard
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/medassist/medassist/guard/internal/splitmix"
+)
+
+// TrainOptions set how the head is trained. The result is a pure function of the embeddings,
+// the labels and these options: one thread, a fixed order drawn from Seed.
+type TrainOptions struct {
+	Neighbours   int     // neighbours that vote
+	Epochs       int     // passes over the data
+	Batch        int     // examples per Adam step
+	LearningRate float64 // Adam step size
+	L2           float64 // weight decay on the weights (not the biases)
+	Seed         uint64  // initialisation and order
+	Folds        int     // cross-validation folds that choose the thresholds
+	// EmergencyRecall is the out-of-fold share of training emergencies the emergency threshold
+	// keeps.
+	EmergencyRecall float64
+	// RefuseCost is how much worse refusing a health question is than answering an off-topic one;
+	// the off-topic threshold minimises the out-of-fold cost.
+	RefuseCost float64
+}
+
+// DefaultTrainOptions are the options of the committed head.
+var DefaultTrainOptions = TrainOptions{Neighbours: 10, Epochs: 40, Batch: 32, LearningRate: 0.003, L2: 1e-4,
+	Seed: 20261207, Folds: 5, EmergencyRecall: 0.97, RefuseCost: 1.5}
+
+// CrossValidation reports the out-of-fold results that chose the thresholds.
+type CrossValidation struct {
+	Examples           int
+	Recall             [numClasses]float64 // out-of-fold share of each class decided as that class
+	EmergencyThreshold float64
+	OffTopicThreshold  float64
+}
+
+// TrainHead trains the head on embeddings xs with classes ys: cross-validation first (the
+// thresholds come from the out-of-fold probabilities), then one model on everything.
+func TrainHead(xs [][]float32, ys []int, opt TrainOptions) (*Head, CrossValidation, error) {
+	if len(xs) != len(ys) || len(xs) == 0 {
+		return nil, CrossValidation{}, fmt.Errorf("guard train: %d embeddings and %d labels", len(xs), len(ys))
+	}
+	var count [numClasses]int
+	for _, y := range ys {
+		if y < 0 || y >= numClasses {
+			return nil, CrossValidation{}, fmt.Errorf("guard train: class %d out of range", y)
+		}
+		count[y]++
+	}
+	for k, n := range count {
+		if n < opt.Folds {
+			return nil, CrossValidation{}, fmt.Errorf("guard train: %d %s examples; need at least one per fold (%d)", n, ClassNames[k], opt.Folds)
+		}
+	}
+	oof := make([][numClasses]float64, len(xs))
+	fold := foldsOf(len(xs), opt.Folds, opt.Seed)
+	for f := 0; f < opt.Folds; f++ {
+		var trX [][]float32
+		var trY []int
+		for i := range xs {
+			if fold[i] != f {
+				trX, trY = append(trX, xs[i]), append(trY, ys[i])
+			}
+		}
+		h := fit(trX, trY, opt, opt.Seed+uint64(f)+1)
+		for i := range xs {
+			if fold[i] == f {
+				oof[i] = h.Probs(xs[i])
+			}
+		}
+	}
+	cv := CrossValidation{Examples: len(xs)}
+	cv.EmergencyThreshold = emergencyThreshold(oof, ys, opt.EmergencyRecall)
+	cv.OffTopicThreshold = offTopicThreshold(oof, ys, cv.EmergencyThreshold, opt.RefuseCost)
+	h := fit(xs, ys, opt, opt.Seed)
+	h.EmergencyThreshold, h.OffTopicThreshold = float32(cv.EmergencyThreshold), float32(cv.OffTopicThreshold)
+	var right [numClasses]int
+	for i, p := range oof {
+		if h.decide(p) == ys[i] {
+			right[ys[i]]++
+		}
+	}
+	for k := range right {
+		cv.Recall[k] = float64(right[k]) / float64(count[k])
+	}
+	return h, cv, nil
+}
+
+// foldsOf deals the examples into folds in a seeded random order.
+func foldsOf(n, folds int, seed uint64) []int {
+	order := permutation(n, splitmix.Source(seed))
+	fold := make([]int, n)
+	for rank, i := range order {
+		fold[i] = rank % folds
+	}
+	return fold
+}
+
+// permutation is a Fisher–Yates shuffle of 0..n-1 driven by src.
+func permutation(n int, src splitmix.Source) []int {
+	p := make([]int, n)
+	for i := range p {
+		p[i] = i
+	}
+	for i := n - 1; i > 0; i-- {
+		j := int(src.Next() % uint64(i+1))
+		p[i], p[j] = p[j], p[i]
+	}
+	return p
+}
+
+// emergencyThreshold is the highest threshold that keeps the wanted share of the out-of-fold
+// emergencies (never above 0.5, never below 0.02).
+func emergencyThreshold(oof [][numClasses]float64, ys []int, recall float64) float64 {
+	var ps []float64
+	for i, p := range oof {
+		if ys[i] == classEmergency {
+			ps = append(ps, p[classEmergency])
+		}
+	}
+	sort.Float64s(ps)
+	k := int(math.Floor((1 - recall) * float64(len(ps))))
+	t := ps[min(k, len(ps)-1)]
+	return math.Round(min(max(t, 0.02), 0.5)*1e4) / 1e4
+}
+
+// offTopicThreshold minimises, over the out-of-fold examples that are not emergencies,
+// refuseCost × (share of health questions refused) + (share of off-topic messages answered).
+func offTopicThreshold(oof [][numClasses]float64, ys []int, emergThr, refuseCost float64) float64 {
+	best, bestCost := 0.5, math.Inf(1)
+	for t := 0.05; t < 0.951; t += 0.01 {
+		var refused, med, answered, non float64
+		for i, p := range oof {
+			if p[classEmergency] >= emergThr {
+				continue
+			}
+			off := offTopic(p) >= t
+			switch ys[i] {
+			case classMedical:
+				med++
+				if off {
+					refused++
+				}
+			case classNonmedical:
+				non++
+				if !off {
+					answered++
+				}
+			}
+		}
+		cost := refuseCost*refused/max(med, 1) + answered/max(non, 1)
+		if cost < bestCost-1e-12 {
+			best, bestCost = t, cost
+		}
+	}
+	return math.Round(best*100) / 100
+}
+
+// fit trains the linear part by mini-batch Adam on the class-balanced softmax cross-entropy and
+// remembers xs for the neighbour vote.
+func fit(xs [][]float32, ys []int, opt TrainOptions, seed uint64) *Head {
+	dim := len(xs[0])
+	h := &Head{Dim: dim, W: make([]float32, numClasses*dim), B: make([]float32, numClasses)}
+	src := splitmix.Source(seed)
+	initWeights(h.W, dim, &src)
+	params := [][]float32{h.W, h.B}
+	ad := newAdam(params)
+	var count [numClasses]float64
+	for _, y := range ys {
+		count[y]++
+	}
+	var classW [numClasses]float64
+	for k := range classW {
+		classW[k] = float64(len(ys)) / (numClasses * count[k])
+	}
+	grads := [][]float64{make([]float64, len(h.W)), make([]float64, len(h.B))}
+	for epoch := 0; epoch < opt.Epochs; epoch++ {
+		order := permutation(len(xs), src)
+		src.Next()
+		for start := 0; start < len(order); start += opt.Batch {
+			batch := order[start:min(start+opt.Batch, len(order))]
+			for _, g := range grads {
+				clear(g)
+			}
+			for _, i := range batch {
+				h.gradient(xs[i], ys[i], classW[ys[i]]/float64(len(batch)), grads)
+			}
+			for j, w := range h.W {
+				grads[0][j] += opt.L2 * float64(w)
+			}
+			ad.step(params, grads, opt.LearningRate)
+		}
+	}
+	h.remember(xs, ys, opt.Neighbours)
+	return h
+}
+
+// initWeights draws weights uniformly in ±sqrt(6/fanIn) (He-uniform).
+func initWeights(w []float32, fanIn int, src *splitmix.Source) {
+	limit := math.Sqrt(6 / float64(fanIn))
+	for i := range w {
+		u := float64(src.Next()>>11) / (1 << 53)
+		w[i] = float32((2*u - 1) * limit)
+	}
+}
+
+// gradient adds the gradient of weight × cross-entropy of the linear part for one example.
+func (h *Head) gradient(x []float32, y int, weight float64, grads [][]float64) {
+	in := toFloat64(x)
+	p := h.linear(in)
+	for k := range p {
+		d := p[k] * weight
+		if k == y {
+			d -= weight
+		}
+		grads[1][k] += d
+		row := grads[0][k*h.Dim : (k+1)*h.Dim]
+		for i, v := range in {
+			row[i] += d * v
+		}
+	}
+}
+
+// adam is the Adam optimiser's state for a list of parameter slices.
+type adam struct {
+	m, v [][]float64
+	t    int
+}
+
+func newAdam(params [][]float32) *adam {
+	a := &adam{}
+	for _, p := range params {
+		a.m = append(a.m, make([]float64, len(p)))
+		a.v = append(a.v, make([]float64, len(p)))
+	}
+	return a
+}
+
+func (a *adam) step(params [][]float32, grads [][]float64, lr float64) {
+	const b1, b2, eps = 0.9, 0.999, 1e-8
+	a.t++
+	c1, c2 := 1-math.Pow(b1, float64(a.t)), 1-math.Pow(b2, float64(a.t))
+	for pi, p := range params {
+		m, v, g := a.m[pi], a.v[pi], grads[pi]
+		for j := range p {
+			m[j] = b1*m[j] + (1-b1)*g[j]
+			v[j] = b2*v[j] + (1-b2)*g[j]*g[j]
+			p[j] -= float32(lr * (m[j] / c1) / (math.Sqrt(v[j]/c2) + eps))
+		}
+	}
+}
