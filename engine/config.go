@@ -6,7 +6,7 @@ import (
 
 // Devices an engine can run on.
 const (
-	DeviceAuto = "auto" // CUDA when the library and a GPU are there, else CPU with a warning
+	DeviceAuto = "auto" // CUDA when a GPU is there (CPU with a warning if CUDA fails), else the CPU
 	DeviceCPU  = "cpu"
 	DeviceCUDA = "cuda"
 )

@@ -89,27 +89,35 @@ func Open(cfg Config, log *slog.Logger) (*Engine, error) {
 	if e.chunk == 0 {
 		e.chunk = DefaultPrefillChunk
 	}
-	if err := e.createSession(path, log); err != nil {
+	if err := e.createSession(path, lib, log); err != nil {
 		return nil, err
 	}
 	releaseFreedMemory()
 	return e, nil
 }
 
-// createSession tries CUDA when asked for, then CPU, and logs the outcome once.
-func (e *Engine) createSession(path string, log *slog.Logger) error {
+// createSession tries CUDA when planDevice says so, else or then the CPU, and logs the outcome once.
+func (e *Engine) createSession(path, lib string, log *slog.Logger) error {
+	gpu, gpuWhy := gpuPresent()
+	plan, err := planDevice(e.cfg.Device, gpu, gpuWhy)
+	if err != nil {
+		return err
+	}
 	attrs := []any{"model", e.cfg.ModelDir, "layers", e.lay.layers, "kv_dtype", elemName(e.lay.kvElem),
-		"intra_op_threads", e.cfg.IntraOpThreads}
+		"intra_op_threads", e.cfg.IntraOpThreads, "reason", plan.reason}
 	var cudaErr error
-	if e.cfg.Device == DeviceCUDA || e.cfg.Device == DeviceAuto {
+	if plan.tryCUDA {
+		if err := preloadCUDA(lib); err != nil {
+			log.Debug("NVIDIA libraries beside ONNX Runtime did not all load", "error", err)
+		}
 		sess, err := e.newSession(path, true)
 		if err == nil {
 			e.sess, e.device = sess, DeviceCUDA
 			log.Info("onnx runtime session ready on CUDA", append(attrs, "provider", "CUDAExecutionProvider", "cuda_device", e.cfg.CUDADevice)...)
 			return nil
 		}
-		if e.cfg.Device == DeviceCUDA {
-			return fmt.Errorf("device cuda: %w (needs the GPU build of ONNX Runtime with CUDA 12 and cuDNN 9; use --device cpu or auto to run on the CPU)", err)
+		if plan.mustCUDA {
+			return fmt.Errorf("device cuda: %w (needs the GPU build of ONNX Runtime with its CUDA libraries: GPU=1 make setup; or use --device cpu or auto)", err)
 		}
 		cudaErr = err
 	}

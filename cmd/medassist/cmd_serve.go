@@ -19,7 +19,7 @@ func init() {
 			fs.String("model", d.Model, "exported model dir (model.onnx + config/tokenizer files); env MEDASSIST_MODEL")
 			fs.String("addr", d.Addr, "listen address (7860 as on Hugging Face Spaces)")
 			fs.String("model-name", d.ModelName, "model id reported by /v1/models (default: the model dir's name)")
-			fs.String("device", d.Device, "auto (CUDA if available, else CPU with a warning), cpu or cuda")
+			fs.String("device", d.Device, "auto (CUDA when the machine has an NVIDIA GPU, else the CPU), cpu or cuda")
 			fs.String("ort-lib", d.ORTLib, "ONNX Runtime shared library (default: $MEDASSIST_ORT_LIB or .cache/native/lib/libonnxruntime.so)")
 			fs.Int("threads", d.Threads, "intra-op threads per sequence (0: cores ÷ max-concurrent)")
 			fs.Bool("allow-spinning", d.AllowSpinning, "let ONNX Runtime's threads spin while waiting for work (faster for one stream on dedicated cores; off by default because concurrent sequences share them)")
