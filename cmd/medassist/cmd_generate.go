@@ -52,7 +52,7 @@ type generateConfig struct {
 
 func defaultGenerateConfig() generateConfig {
 	return generateConfig{Engine: genEngineAuto, SystemPrompt: assets.SystemPrompt(), MaxNewTokens: 128,
-		RepetitionPenalty: 1, Device: engine.DeviceAuto, Spin: true}
+		RepetitionPenalty: 1, Device: engine.DeviceAuto, Backend: train.BackendAuto, Spin: true}
 }
 
 func (c generateConfig) sampling() generation.Sampling {
@@ -101,7 +101,7 @@ func init() {
 			fs.String("device", d.Device, "onnx device: auto, cpu or cuda")
 			fs.Int("threads", d.Threads, "onnx intra-op threads (0: one per core)")
 			fs.Bool("allow-spinning", d.Spin, "let ONNX Runtime's threads spin while waiting for work (its default; --allow-spinning=false on a busy machine)")
-			fs.String("backend", d.Backend, `gomlx backend: "go" (pure Go, CPU) or "xla:/abs/path/pjrt_plugin.so"`)
+			fs.String("backend", d.Backend, `gomlx backend: auto (CUDA plugin with a GPU, else XLA CPU plugin, else pure Go), go, xla:cpu, xla:cuda or xla:/abs/path/pjrt_plugin.so`)
 		},
 		run: func(ctx context.Context, env *cmdEnv, args []string) error {
 			if len(args) > 0 {

@@ -73,7 +73,7 @@ var trainFlagHelp = map[string]string{
 	"eval-every":       "optimizer steps between validations (0: at epoch ends only)",
 	"checkpoint-every": "optimizer steps between checkpoints (0: at epoch ends only)",
 	"keep-checkpoints": "newest checkpoints kept on disk",
-	"backend":          `GoMLX backend: "go" (pure Go, CPU) or "xla:/abs/path/to/pjrt_plugin.so" (e.g. CUDA)`,
+	"backend":          `GoMLX backend: "auto" (the CUDA PJRT plugin with a GPU, else XLA's CPU plugin, else pure Go; make setup installs the plugins), "go", "xla:cpu", "xla:cuda" or "xla:/abs/path/to/pjrt_plugin.so"`,
 	"sweep":            "YAML file with several configurations (defaults + named variants); runs go to OUT/runs/NAME, results to OUT/experiment_results.csv",
 	"data":             "flashcard file: JSON array, JSON Lines or Parquet with fields instruction, input (question), output (answer)",
 	"max-length":       "tokens per example, prompt included; longer examples lose the question's tail first",
@@ -221,6 +221,7 @@ type runSummary struct {
 	TokensPerSec  float64   `json:"tokens_per_second"`
 	TrainExamples int       `json:"train_examples"`
 	ValExamples   int       `json:"val_examples"`
+	Backend       string    `json:"backend"` // the GoMLX backend that ran (auto resolved)
 	// Config is the run's configuration (keys as flags), to tell a finished run of another configuration.
 	Config map[string]string `json:"config"`
 }
@@ -280,6 +281,7 @@ func runTraining(ctx context.Context, opts trainOptions, ds *data.Dataset, log *
 		TokensPerSec:  res.TokensPerSecond,
 		TrainExamples: len(ds.Train),
 		ValExamples:   len(ds.Val),
+		Backend:       res.Backend,
 		Config:        configValues(opts),
 	}, nil
 }
@@ -303,8 +305,8 @@ func printSummary(w io.Writer, out string, s runSummary) {
 	change := 100 * (s.BestValPPL - s.BaseValPPL) / s.BaseValPPL
 	fmt.Fprintf(w, "validation perplexity (answer tokens, %d examples): base %.2f → fine-tuned %.2f (%+.1f%%)\n",
 		s.ValExamples, s.BaseValPPL, s.BestValPPL, change)
-	fmt.Fprintf(w, "per epoch: %s; %d training examples; %.0f s; %.0f tokens/s\n",
-		joinFloats(s.EpochValPPL, "%.2f", " "), s.TrainExamples, s.WallSeconds, s.TokensPerSec)
+	fmt.Fprintf(w, "per epoch: %s; %d training examples; %.0f s; %.0f tokens/s on %s\n",
+		joinFloats(s.EpochValPPL, "%.2f", " "), s.TrainExamples, s.WallSeconds, s.TokensPerSec, s.Backend)
 	fmt.Fprintf(w, "adapter: %s\nmerged model: %s\n", filepath.Join(out, adapterDirName), filepath.Join(out, mergedDirName))
 }
 
