@@ -17,6 +17,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/medassist/medassist/engine/internal/ortc"
 	"github.com/medassist/medassist/model"
 )
 
@@ -35,6 +36,9 @@ type Engine struct {
 	mu     sync.RWMutex // held for reading while a run is in flight, for writing by Close
 	sess   *ort.DynamicAdvancedSession
 	closed bool
+
+	deviceKV bool             // batches keep their cache in ONNX Runtime's memory (see KVCacheDevice)
+	kvMem    *ortc.MemoryInfo // where, when deviceKV
 }
 
 // layout is what the engine needs to know about the graph: sizes, names and element types.
@@ -91,6 +95,12 @@ func Open(cfg Config, log *slog.Logger) (*Engine, error) {
 	}
 	if err := e.createSession(path, lib, log); err != nil {
 		return nil, err
+	}
+	if useDeviceKV(cfg.KVCache, e.device) {
+		if err := errors.Join(checkHandleLayout(), e.openDeviceKV(lib)); err != nil {
+			e.sess.Destroy()
+			return nil, fmt.Errorf("kv cache on the device: %w", err)
+		}
 	}
 	releaseFreedMemory()
 	return e, nil
@@ -248,13 +258,14 @@ type Info struct {
 	HeadDim        int
 	Vocab          int
 	KVDType        string // element type of the KV cache (and activations): float32 or float16
+	KVCache        string // where batches keep the cache: host or device (see KVCacheDevice)
 	LogitsDType    string
 }
 
 // Info describes the session and the graph's layout.
 func (e *Engine) Info() Info {
 	return Info{Device: e.device, IntraOpThreads: e.cfg.IntraOpThreads, Layers: e.lay.layers, KVHeads: e.lay.kvHeads,
-		HeadDim: e.lay.headDim, Vocab: e.lay.vocab, KVDType: elemName(e.lay.kvElem), LogitsDType: elemName(e.lay.logitsElem)}
+		HeadDim: e.lay.headDim, Vocab: e.lay.vocab, KVDType: elemName(e.lay.kvElem), KVCache: e.kvCacheName(), LogitsDType: elemName(e.lay.logitsElem)}
 }
 
 // Device is the execution provider in use: "cuda" or "cpu".
@@ -279,6 +290,7 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	e.kvMem.Release()
 	return e.sess.Destroy()
 }
 

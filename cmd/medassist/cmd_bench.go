@@ -30,13 +30,17 @@ type benchConfig struct {
 	JSON         bool   `koanf:"json"`
 	ORTLib       string `koanf:"ort-lib"`
 	Device       string `koanf:"device"`
+	KVCache      string `koanf:"kv-cache"`
 	Threads      int    `koanf:"threads"`
 	Profile      string `koanf:"ort-profile"`
 	Spin         bool   `koanf:"allow-spinning"`
 }
 
+// kvCacheHelp documents --kv-cache (bench and generate).
+const kvCacheHelp = "where the KV cache lives: device (ONNX Runtime's memory through I/O binding: on CUDA it stays on the GPU), host (Go memory), or auto (device on CUDA, host on the CPU)"
+
 func defaultBenchConfig() benchConfig {
-	return benchConfig{PromptTokens: 128, NewTokens: 64, Runs: 3, Device: engine.DeviceAuto, Spin: true}
+	return benchConfig{PromptTokens: 128, NewTokens: 64, Runs: 3, Device: engine.DeviceAuto, KVCache: engine.KVCacheAuto, Spin: true}
 }
 
 // Validate names every bad field.
@@ -49,6 +53,8 @@ func (c benchConfig) Validate() error {
 		config.Check(c.Threads >= 0, "threads", c.Threads, ">= 0 (0: one per core)"),
 		config.Check(c.Device == engine.DeviceAuto || c.Device == engine.DeviceCPU || c.Device == engine.DeviceCUDA,
 			"device", c.Device, "one of auto, cpu, cuda"),
+		config.Check(c.KVCache == engine.KVCacheAuto || c.KVCache == engine.KVCacheHost || c.KVCache == engine.KVCacheDevice,
+			"kv-cache", c.KVCache, "one of auto, host, device"),
 	)
 }
 
@@ -66,6 +72,7 @@ func init() {
 			fs.Bool("json", d.JSON, "print one JSON object")
 			fs.String("ort-lib", d.ORTLib, "ONNX Runtime shared library (env MEDASSIST_ORT_LIB; default .cache/native/lib/libonnxruntime.so)")
 			fs.String("device", d.Device, "auto, cpu or cuda")
+			fs.String("kv-cache", d.KVCache, kvCacheHelp)
 			fs.Int("threads", d.Threads, "intra-op threads (0: one per core)")
 			fs.Bool("allow-spinning", d.Spin, "let ONNX Runtime's threads spin while waiting for work (its default; faster on cores nothing else needs)")
 			fs.String("ort-profile", d.Profile, "write an ONNX Runtime per-operator profile to files starting with this path")
@@ -94,6 +101,7 @@ func init() {
 type benchReport struct {
 	Model        string `json:"model"`
 	Device       string `json:"device"`
+	KVCache      string `json:"kv_cache"`
 	Threads      int    `json:"threads"`
 	Spinning     bool   `json:"allow_spinning"`
 	KVDType      string `json:"kv_dtype"`
@@ -126,13 +134,13 @@ func runBench(ctx context.Context, cfg benchConfig, env *cmdEnv) (*benchReport, 
 	}
 	start := time.Now()
 	e, err := engine.Open(engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads,
-		Profile: cfg.Profile, AllowSpinning: cfg.Spin}, env.log)
+		Profile: cfg.Profile, AllowSpinning: cfg.Spin, KVCache: cfg.KVCache}, env.log)
 	if err != nil {
 		return nil, err
 	}
 	defer e.Close()
 	info := e.Info()
-	rep := &benchReport{Model: cfg.Model, Device: info.Device, Threads: info.IntraOpThreads, Spinning: cfg.Spin, KVDType: info.KVDType,
+	rep := &benchReport{Model: cfg.Model, Device: info.Device, KVCache: info.KVCache, Threads: info.IntraOpThreads, Spinning: cfg.Spin, KVDType: info.KVDType,
 		PromptTokens: cfg.PromptTokens, NewTokens: cfg.NewTokens, Runs: cfg.Runs, LoadS: time.Since(start).Seconds()}
 	rep.RSSAfterLoadBytes, _ = procStatusBytes("VmRSS")
 	if rep.WeightBytes, err = modelBytes(cfg.Model); err != nil {
@@ -237,14 +245,14 @@ func median(v []float64) float64 {
 
 func (r *benchReport) print(w io.Writer) error {
 	gib := func(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
-	_, err := fmt.Fprintf(w, `model        %s (%s, %s KV cache, %d threads)
+	_, err := fmt.Fprintf(w, `model        %s (%s, %s KV cache on the %s, %d threads)
 prompt       %d tokens, %d new tokens, median of %d runs
 prefill      %.1f tokens/s (time to first token %.1f ms)
 decode       %.2f tokens/s (%.1f ms/token)
 weights      %s on disk, %s read per decode step
 peak RSS     %s (%.2f× the weights; %s after load)
 load         %.1f s
-`, r.Model, r.Device, r.KVDType, r.Threads, r.PromptTokens, r.NewTokens, r.Runs,
+`, r.Model, r.Device, r.KVDType, r.KVCache, r.Threads, r.PromptTokens, r.NewTokens, r.Runs,
 		r.PrefillTokensPerS, r.TTFTMs, r.DecodeTokensPerS, r.DecodeMsPerToken,
 		gib(r.WeightBytes), gib(r.WeightBytesPerToken), gib(r.PeakRSSBytes), r.PeakRSSOverWeights, gib(r.RSSAfterLoadBytes), r.LoadS)
 	return err

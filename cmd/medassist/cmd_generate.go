@@ -45,6 +45,7 @@ type generateConfig struct {
 	// Engine settings.
 	ORTLib  string `koanf:"ort-lib"`
 	Device  string `koanf:"device"`
+	KVCache string `koanf:"kv-cache"`
 	Threads int    `koanf:"threads"`
 	Spin    bool   `koanf:"allow-spinning"`
 	Backend string `koanf:"backend"`
@@ -52,7 +53,7 @@ type generateConfig struct {
 
 func defaultGenerateConfig() generateConfig {
 	return generateConfig{Engine: genEngineAuto, SystemPrompt: assets.SystemPrompt(), MaxNewTokens: 128,
-		RepetitionPenalty: 1, Device: engine.DeviceAuto, Backend: train.BackendAuto, Spin: true}
+		RepetitionPenalty: 1, Device: engine.DeviceAuto, KVCache: engine.KVCacheAuto, Backend: train.BackendAuto, Spin: true}
 }
 
 func (c generateConfig) sampling() generation.Sampling {
@@ -99,6 +100,7 @@ func init() {
 			fs.Bool("json", d.JSON, `print {"ids":[new ids],"text":"..."} instead of streaming text`)
 			fs.String("ort-lib", d.ORTLib, "ONNX Runtime shared library (env MEDASSIST_ORT_LIB; default .cache/native/lib/libonnxruntime.so)")
 			fs.String("device", d.Device, "onnx device: auto, cpu or cuda")
+			fs.String("kv-cache", d.KVCache, kvCacheHelp)
 			fs.Int("threads", d.Threads, "onnx intra-op threads (0: one per core)")
 			fs.Bool("allow-spinning", d.Spin, "let ONNX Runtime's threads spin while waiting for work (its default; --allow-spinning=false on a busy machine)")
 			fs.String("backend", d.Backend, `gomlx backend: auto (CUDA plugin with a GPU, else XLA CPU plugin, else pure Go), go, xla:cpu, xla:cuda or xla:/abs/path/pjrt_plugin.so`)
@@ -206,7 +208,7 @@ func openGenerator(cfg generateConfig, log *slog.Logger) (gen generation.Generat
 	}
 	switch kind {
 	case genEngineONNX:
-		e, err := engine.Open(engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads, AllowSpinning: cfg.Spin}, log)
+		e, err := engine.Open(engine.Config{ModelDir: cfg.Model, ORTLib: cfg.ORTLib, Device: cfg.Device, IntraOpThreads: cfg.Threads, AllowSpinning: cfg.Spin, KVCache: cfg.KVCache}, log)
 		if err != nil {
 			return nil, kind, nil, err
 		}
