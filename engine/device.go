@@ -38,7 +38,7 @@ func planDevice(device string, gpu bool, gpuWhy string) (devicePlan, error) {
 		return devicePlan{reason: "device cpu asked for"}, nil
 	case DeviceCUDA:
 		if !gpu {
-			return devicePlan{}, fmt.Errorf("device cuda: this machine has no NVIDIA GPU (%s); use --device auto or cpu", gpuWhy)
+			return devicePlan{}, fmt.Errorf("device cuda: %s on this machine; use --device auto or cpu", gpuWhy)
 		}
 		return devicePlan{tryCUDA: true, mustCUDA: true, reason: "device cuda asked for"}, nil
 	}

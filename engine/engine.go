@@ -127,7 +127,7 @@ func (e *Engine) createSession(path, lib string, log *slog.Logger) error {
 			return nil
 		}
 		if plan.mustCUDA {
-			return fmt.Errorf("device cuda: %w (needs the GPU build of ONNX Runtime with its CUDA libraries: GPU=1 make setup; or use --device cpu or auto)", err)
+			return fmt.Errorf("device cuda: %s (needs the GPU build of ONNX Runtime with its CUDA libraries: GPU=1 make setup; or use --device cpu or auto)", shortORTError(err))
 		}
 		cudaErr = err
 	}

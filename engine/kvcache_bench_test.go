@@ -17,20 +17,24 @@ import (
 // as the next past. Both run the same graph from a 128-token prompt.
 //
 //	MEDASSIST_BENCH_MODEL=/work/cache/tinyllama-onnx-int4 go test ./engine -run '^$' -bench Decode -benchtime 32x
+//	MEDASSIST_BENCH_KV=device ... -bench DecodeStepPreallocated   # the same on the I/O-binding cache
 //
 // Without MEDASSIST_BENCH_MODEL they run on the stories260K export.
 
 func benchEngine(b *testing.B) *Engine {
 	b.Helper()
-	if dir := os.Getenv("MEDASSIST_BENCH_MODEL"); dir != "" {
-		e, err := Open(Config{ModelDir: dir, ORTLib: testutil.ORTLibrary(b), Device: DeviceCPU}, quiet)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { e.Close() })
-		return e
+	dir := os.Getenv("MEDASSIST_BENCH_MODEL")
+	if dir == "" {
+		dir = exportStories(b, export.DefaultOptions())
 	}
-	return openExport(b, export.DefaultOptions())
+	// MEDASSIST_BENCH_KV=device runs BenchmarkDecodeStepPreallocated on the I/O-binding cache.
+	e, err := Open(Config{ModelDir: dir, ORTLib: testutil.ORTLibrary(b), Device: DeviceCPU,
+		KVCache: os.Getenv("MEDASSIST_BENCH_KV")}, quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close() })
+	return e
 }
 
 func benchPromptIDs(e *Engine, n int) []int {

@@ -18,24 +18,25 @@ const (
 	// GPU build laid out as one Python site-packages, so that the libraries' $ORIGIN/../../nvidia
 	// search paths resolve.
 	CUDASitePackages = "cuda/site-packages"
-	// CUDAPlugin is XLA's CUDA 12 PJRT plugin (from the jax-cuda12-pjrt wheel).
-	CUDAPlugin = CUDASitePackages + "/jax_plugins/xla_cuda12/xla_cuda_plugin.so"
+	// CUDAPlugin is XLA's CUDA PJRT plugin (from the jax-cuda13-pjrt or jax-cuda12-pjrt wheel): a
+	// pattern, as the folder names the CUDA version.
+	CUDAPlugin = CUDASitePackages + "/jax_plugins/xla_cuda*/xla_cuda_plugin.so"
 )
 
 // relDir is the native folder relative to a repository root.
 var relDir = filepath.Join(".cache", "native")
 
-// Find returns the absolute path of rel (a path inside the native folder) in the first native
-// folder that has it, and the paths it tried. The folders are $MEDASSIST_NATIVE_DIR when set,
-// else .cache/native under each of Roots.
+// Find returns the absolute path of rel (a path inside the native folder, possibly a glob
+// pattern) in the first native folder that has it, and the paths it tried. The folders are
+// $MEDASSIST_NATIVE_DIR when set, else .cache/native under each of Roots.
 func Find(rel string) (path string, tried []string) {
 	for _, dir := range Dirs() {
 		p := filepath.Join(dir, rel)
-		if _, err := os.Stat(p); err == nil {
-			if abs, err := filepath.Abs(p); err == nil {
-				p = abs
+		if m, _ := filepath.Glob(p); len(m) > 0 {
+			if abs, err := filepath.Abs(m[len(m)-1]); err == nil { // the newest CUDA if several
+				return abs, tried
 			}
-			return p, tried
+			return m[len(m)-1], tried
 		}
 		tried = append(tried, p)
 	}
