@@ -174,7 +174,7 @@ func (b *Batch) step(ctx context.Context, ids [][]int, out []float32) ([]float32
 	}
 	stop := context.AfterFunc(ctx, func() { b.opts.Terminate() })
 	if b.dev != nil {
-		err = b.dev.run(b.e, inputs, outputs[0], b.opts)
+		err = b.dev.run(inputs, outputs[0], b.opts)
 	} else {
 		err = b.e.run(inputs, outputs, b.opts)
 	}

@@ -39,6 +39,8 @@ type Engine struct {
 
 	deviceKV bool             // batches keep their cache in ONNX Runtime's memory (see KVCacheDevice)
 	kvMem    *ortc.MemoryInfo // where, when deviceKV
+	kvMu     sync.Mutex       // guards liveKV
+	liveKV   map[*deviceKV]struct{}
 }
 
 // layout is what the engine needs to know about the graph: sizes, names and element types.
@@ -96,7 +98,7 @@ func Open(cfg Config, log *slog.Logger) (*Engine, error) {
 	if err := e.createSession(path, lib, log); err != nil {
 		return nil, err
 	}
-	if useDeviceKV(cfg.KVCache, e.device) {
+	if useDeviceKV(cfg.KVCache) {
 		if err := errors.Join(checkHandleLayout(), e.openDeviceKV(lib)); err != nil {
 			e.sess.Destroy()
 			return nil, fmt.Errorf("kv cache on the device: %w", err)
@@ -290,7 +292,7 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
-	e.kvMem.Release()
+	e.releaseDeviceKV()
 	return e.sess.Destroy()
 }
 

@@ -2,37 +2,45 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/medassist/medassist/export"
 	"github.com/medassist/medassist/internal/testutil"
 )
 
-func openDeviceKV(t testing.TB, opt export.Options, chunk int) *Engine {
+func openKV(t testing.TB, kv string, opt export.Options, chunk int) *Engine {
 	t.Helper()
 	e, err := Open(Config{ModelDir: exportStories(t, opt), ORTLib: testutil.ORTLibrary(t), Device: DeviceCPU,
-		IntraOpThreads: 1, KVCache: KVCacheDevice, PrefillChunk: chunk}, quiet)
+		IntraOpThreads: 1, KVCache: kv, PrefillChunk: chunk}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	if !e.deviceKV {
-		t.Fatal("kv-cache device did not bind the cache")
+	if e.deviceKV != (kv == KVCacheDevice) {
+		t.Fatalf("kv-cache %s: device cache %v", kv, e.deviceKV)
 	}
 	return e
 }
 
-// TestDeviceKVCache runs the I/O-binding cache (the CUDA path) on the CPU: cached decode equals
-// full recompute as with the host cache, and generation gives the host engine's tokens and logits.
+func openDeviceKV(t testing.TB, opt export.Options, chunk int) *Engine {
+	t.Helper()
+	return openKV(t, KVCacheDevice, opt, chunk)
+}
+
+// TestDeviceKVCache runs the I/O-binding cache (the CUDA path, and the default) on the CPU: cached
+// decode equals full recompute, and the host cache gives exactly the same logits and tokens.
 func TestDeviceKVCache(t *testing.T) {
 	if err := checkHandleLayout(); err != nil {
 		t.Fatal(err)
 	}
 	g := loadGolden(t)
 	dev := openDeviceKV(t, export.DefaultOptions(), 0)
-	host := openStories(t)
+	host := openKV(t, KVCacheHost, export.DefaultOptions(), 0)
 	t.Run("cached equals recompute", func(t *testing.T) {
-		worst := cachedVersusRecompute(t, dev, [][]int{g.Cases[0].IDs, g.Cases[1].IDs}, 40, 1e-5)
+		worst := cachedVersusRecompute(t, host, [][]int{g.Cases[0].IDs, g.Cases[1].IDs}, 40, 1e-5)
+		t.Logf("host cache: max |cached - recompute| = %.2e over 41 steps, batch of 2 (left-padded)", worst)
+		worst = cachedVersusRecompute(t, dev, [][]int{g.Cases[0].IDs, g.Cases[1].IDs}, 40, 1e-5)
 		t.Logf("max |cached - recompute| = %.2e over 41 steps, batch of 2 (left-padded)", worst)
 	})
 	t.Run("chunked prefill", func(t *testing.T) {
@@ -90,4 +98,36 @@ func equalPrefix(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestDeviceKVCacheOutlivesEngine: a batch whose engine closed fails cleanly and closes without
+// touching the released session.
+func TestDeviceKVCacheOutlivesEngine(t *testing.T) {
+	e, err := Open(Config{ModelDir: exportStories(t, export.DefaultOptions()), ORTLib: testutil.ORTLibrary(t),
+		Device: DeviceCPU, IntraOpThreads: 1}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.deviceKV {
+		t.Fatal("auto did not choose the device cache")
+	}
+	b, err := e.NewBatch(1, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Append(context.Background(), [][]int{{1, 403}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Decode(context.Background(), []int{5}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("decode after the engine closed: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.NewBatch(1, 8); !errors.Is(err, ErrClosed) {
+		t.Fatalf("new batch on a closed engine: %v", err)
+	}
 }

@@ -37,7 +37,7 @@ type benchConfig struct {
 }
 
 // kvCacheHelp documents --kv-cache (bench and generate).
-const kvCacheHelp = "where the KV cache lives: device (ONNX Runtime's memory through I/O binding: on CUDA it stays on the GPU), host (Go memory), or auto (device on CUDA, host on the CPU)"
+const kvCacheHelp = "where the KV cache lives: device (ONNX Runtime's memory through I/O binding: on CUDA it stays on the GPU), host (Go memory), or auto (device)"
 
 func defaultBenchConfig() benchConfig {
 	return benchConfig{PromptTokens: 128, NewTokens: 64, Runs: 3, Device: engine.DeviceAuto, KVCache: engine.KVCacheAuto, Spin: true}
