@@ -10,14 +10,14 @@
 #   3. LoRA steps on a TinyLlama-shaped random model (BenchmarkTinyLlamaStep) under /usr/bin/time -v
 #      → $OUT/tinyllama_step.json, $OUT/tinyllama_time.txt (peak RSS).
 #
-#   bench/train.sh                       # everything, pure-Go backend
-#   BACKEND=xla:/abs/pjrt_c_api_cpu_plugin.so bench/train.sh   # GoMLX on XLA through a PJRT plugin
+#   bench/train.sh                       # everything, GoMLX on --backend auto (XLA's CPU plugin after make setup)
+#   BACKEND=go bench/train.sh            # the pure-Go backend; BACKEND=xla:/abs/plugin.so for another plugin
 #   STEPS="stories torch" bench/train.sh # a subset
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 LOCK=${LOCK:-/work/logs/heavy.lock}
-BACKEND=${BACKEND:-go}
+BACKEND=${BACKEND:-auto}
 STEPS=${STEPS:-stories torch tinyllama}
 TINYLLAMA_DIR=${TINYLLAMA_DIR:-/work/cache/tinyllama-random}
 OUT=${OUT:-$root/runs/bench-train/$(date -u +%Y%m%dT%H%M%SZ)}
