@@ -21,6 +21,9 @@ import (
 // cache straight into Go memory; the two then swap roles. Nothing is allocated or copied in Go per
 // step (ONNX Runtime would otherwise allocate every present tensor and the Go binding would copy it).
 //
+// That is the host cache (--kv-cache host). By default the cache stays in ONNX Runtime's memory
+// instead (deviceKV, --kv-cache device): on CUDA it never leaves the GPU.
+//
 // A Batch is not safe for concurrent use; separate Batches of one Engine are.
 type Batch struct {
 	e        *Engine
