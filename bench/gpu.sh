@@ -37,7 +37,7 @@ t0=$(date +%s)
 say() { printf '==> [%3ds] %s\n' "$(($(date +%s) - t0))" "$*" >&2; }
 die() { printf 'bench/gpu.sh: FAILED: %s\n' "$*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null || die "$1 not found: $2"; }
-trap 'rc=$?; [ $rc = 0 ] || printf "bench/gpu.sh: FAILED (exit %d) at line %d after %ds; logs in %s\n" $rc "$LINENO" $(($(date +%s) - t0)) "$OUT" >&2' EXIT
+trap 'rc=$?; [ $rc = 0 ] || printf "bench/gpu.sh: FAILED (exit %d) after %ds; logs in %s\n" $rc $(($(date +%s) - t0)) "$OUT" >&2' EXIT
 
 say "preflight"
 need go "install Go (go.mod's version)"
