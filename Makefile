@@ -13,7 +13,9 @@ TEST_TIMEOUT ?= 25m
 
 all: build
 
-# Idempotent: installs only what .cache/native lacks.
+# Idempotent: installs only what .cache/native lacks or what changed version (stamps/): ONNX Runtime,
+# libtokenizers.a, XLA's CPU PJRT plugin; with a GPU (or GPU=1) also the CUDA PJRT plugin, the NVIDIA
+# libraries and ONNX Runtime's GPU build (see scripts/setup.sh).
 setup:
 	@scripts/setup.sh
 

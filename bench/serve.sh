@@ -13,6 +13,7 @@
 #   QUEUE       --queue-size                     (default 4)
 #   MAX_TOKENS  max_tokens per request           (default 64)
 #   PORT        loopback port                    (default 18080)
+#   DEVICE      --device of the server           (default cpu)
 #   OUT         output dir                       (default out/bench/serve)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,6 +25,7 @@ CONCURRENT=${CONCURRENT:-2}
 QUEUE=${QUEUE:-4}
 MAX_TOKENS=${MAX_TOKENS:-64}
 PORT=${PORT:-18080}
+DEVICE=${DEVICE:-cpu}
 OUT=${OUT:-$root/out/bench/serve}
 url=http://127.0.0.1:$PORT
 say() { printf '==> %s\n' "$*" >&2; }
@@ -50,7 +52,7 @@ if [ -z "${ONNX_DIR:-}" ]; then
 fi
 
 say "serve on $url (max-concurrent $CONCURRENT, queue $QUEUE)"
-bin/medassist serve --model "$ONNX_DIR" --addr "127.0.0.1:$PORT" --device cpu \
+bin/medassist serve --model "$ONNX_DIR" --addr "127.0.0.1:$PORT" --device "$DEVICE" \
   --max-concurrent "$CONCURRENT" --queue-size "$QUEUE" --log-format json 2>"$OUT/server.log" &
 pid=$!
 for _ in $(seq 1 300); do

@@ -10,8 +10,8 @@
 #   3. LoRA steps on a TinyLlama-shaped random model (BenchmarkTinyLlamaStep) under /usr/bin/time -v
 #      → $OUT/tinyllama_step.json, $OUT/tinyllama_time.txt (peak RSS).
 #
-#   bench/train.sh                       # everything, pure-Go backend
-#   BACKEND=xla:/abs/pjrt_c_api_cpu_plugin.so bench/train.sh   # GoMLX on XLA through a PJRT plugin
+#   bench/train.sh                       # everything, GoMLX on --backend auto (XLA's CPU plugin after make setup)
+#   BACKEND=go bench/train.sh            # the pure-Go backend; BACKEND=xla:/abs/plugin.so for another plugin
 #   STEPS="stories torch" bench/train.sh # a subset
 #
 # Outputs go to $OUT (default out/bench/train/DATE); the TinyLlama-shaped model is made once in
@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
-BACKEND=${BACKEND:-go}
+BACKEND=${BACKEND:-auto}
 STEPS=${STEPS:-stories torch tinyllama}
 TINYLLAMA_DIR=${TINYLLAMA_DIR:-$MODELS/tinyllama-random}
 OUT=${OUT:-$BENCH_DIR/train/$(date -u +%Y%m%dT%H%M%SZ)}

@@ -21,6 +21,9 @@ import (
 // cache straight into Go memory; the two then swap roles. Nothing is allocated or copied in Go per
 // step (ONNX Runtime would otherwise allocate every present tensor and the Go binding would copy it).
 //
+// That is the host cache (--kv-cache host). By default the cache stays in ONNX Runtime's memory
+// instead (deviceKV, --kv-cache device): on CUDA it never leaves the GPU.
+//
 // A Batch is not safe for concurrent use; separate Batches of one Engine are.
 type Batch struct {
 	e        *Engine
@@ -36,7 +39,8 @@ type Batch struct {
 	logits   []float32 // logits output scratch (float32 graphs) or converted rows (float16)
 	logits16 []byte
 	opts     *ort.RunOptions
-	err      error // a failed call leaves the cache undefined: later calls return this
+	err      error     // a failed call leaves the cache undefined: later calls return this
+	dev      *deviceKV // set when ONNX Runtime keeps the cache in its provider's memory (then kv is unused)
 }
 
 // NewBatch prepares rows sequences whose total length (prompt and generated tokens) is expected to
@@ -51,6 +55,12 @@ func (e *Engine) NewBatch(rows, capacity int) (*Batch, error) {
 		return nil, err
 	}
 	b := &Batch{e: e, rows: rows, next: make([]int64, rows), opts: opts}
+	if e.deviceKV {
+		if b.dev, err = newDeviceKV(e, rows); err != nil {
+			opts.Destroy()
+			return nil, err
+		}
+	}
 	b.grow(capacity)
 	return b, nil
 }
@@ -61,7 +71,10 @@ func (b *Batch) Close() error {
 		return nil
 	}
 	err := b.opts.Destroy()
-	b.opts, b.kv, b.mask = nil, [2][]byte{}, nil
+	if b.dev != nil {
+		b.dev.release()
+	}
+	b.opts, b.kv, b.mask, b.dev = nil, [2][]byte{}, nil, nil
 	return err
 }
 
@@ -163,7 +176,11 @@ func (b *Batch) step(ctx context.Context, ids [][]int, out []float32) ([]float32
 		return nil, b.err
 	}
 	stop := context.AfterFunc(ctx, func() { b.opts.Terminate() })
-	err = b.e.run(inputs, outputs, b.opts)
+	if b.dev != nil {
+		err = b.dev.run(inputs, outputs[0], b.opts)
+	} else {
+		err = b.e.run(inputs, outputs, b.opts)
+	}
 	stop()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -198,8 +215,8 @@ func (b *Batch) checkIDs(ids [][]int) error {
 }
 
 // tensors wraps the step's inputs and outputs as ONNX Runtime values over Go memory, in the order
-// of the layout's names; float32 logits go to out. It records the new positions in the mask and
-// the position counters.
+// of the layout's names (without the KV cache when it is kept by ONNX Runtime, see deviceKV); float32
+// logits go to out. It records the new positions in the mask and the position counters.
 func (b *Batch) tensors(ids [][]int, out []float32) (inputs, outputs []ort.Value, err error) {
 	lay := b.e.lay
 	s := len(ids[0])
@@ -237,13 +254,9 @@ func (b *Batch) tensors(ids [][]int, out []float32) (inputs, outputs []ort.Value
 		v, e = ort.NewTensor(ort.NewShape(rows, sl), posIn)
 		add(&inputs, v, e)
 	}
-	kvType := ort.TensorElementDataType(ort.TensorElementDataTypeFloat)
-	if lay.kvElem == elemFloat16 {
-		kvType = ort.TensorElementDataType(ort.TensorElementDataTypeFloat16)
-	}
 	kv, hd := int64(lay.kvHeads), int64(lay.headDim)
-	for region := range 2 * lay.layers {
-		v, e := ort.NewCustomDataTensor(ort.NewShape(rows, kv, int64(b.length), hd), b.region(b.cur, region), kvType)
+	for region := 0; region < 2*lay.layers && b.dev == nil; region++ {
+		v, e := ort.NewCustomDataTensor(ort.NewShape(rows, kv, int64(b.length), hd), b.region(b.cur, region), lay.kvType())
 		add(&inputs, v, e)
 	}
 	n := b.rows * s * lay.vocab
@@ -256,8 +269,8 @@ func (b *Batch) tensors(ids [][]int, out []float32) (inputs, outputs []ort.Value
 		v, e := ort.NewTensor(logitsShape, out[:n])
 		add(&outputs, v, e)
 	}
-	for region := range 2 * lay.layers {
-		v, e := ort.NewCustomDataTensor(ort.NewShape(rows, kv, tl, hd), b.region(1-b.cur, region), kvType)
+	for region := 0; region < 2*lay.layers && b.dev == nil; region++ {
+		v, e := ort.NewCustomDataTensor(ort.NewShape(rows, kv, tl, hd), b.region(1-b.cur, region), lay.kvType())
 		add(&outputs, v, e)
 	}
 	return inputs, outputs, err
@@ -280,8 +293,11 @@ func (b *Batch) grow(capacity int) {
 	lay := b.e.lay
 	regions := 2 * lay.layers
 	size := b.regionBytes(capacity)
-	kv := make([]byte, regions*size)
-	if b.length > 0 {
+	var kv []byte
+	if b.dev == nil {
+		kv = make([]byte, regions*size)
+	}
+	if b.length > 0 && b.dev == nil {
 		used, old := b.regionBytes(b.length), b.regionBytes(b.capacity)
 		for r := range regions {
 			copy(kv[r*size:r*size+used], b.kv[b.cur][r*old:r*old+used])
@@ -291,7 +307,7 @@ func (b *Batch) grow(capacity int) {
 	for r := 0; r < b.rows && b.length > 0; r++ {
 		copy(mask[r*capacity:], b.mask[r*b.capacity:r*b.capacity+b.length])
 	}
-	b.kv[b.cur], b.kv[1-b.cur] = kv, make([]byte, regions*size)
+	b.kv[b.cur], b.kv[1-b.cur] = kv, make([]byte, len(kv))
 	b.mask, b.capacity = mask, capacity
 }
 

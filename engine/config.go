@@ -6,7 +6,7 @@ import (
 
 // Devices an engine can run on.
 const (
-	DeviceAuto = "auto" // CUDA when the library and a GPU are there, else CPU with a warning
+	DeviceAuto = "auto" // CUDA when a GPU is there (CPU with a warning if CUDA fails), else the CPU
 	DeviceCPU  = "cpu"
 	DeviceCUDA = "cuda"
 )
@@ -33,6 +33,8 @@ type Config struct {
 	CUDADevice int `koanf:"cuda-device"`
 	// PrefillChunk is the most prompt tokens per call (0: DefaultPrefillChunk).
 	PrefillChunk int `koanf:"prefill-chunk"`
+	// KVCache is where batches keep their KV cache: auto, host or device (see KVCacheAuto).
+	KVCache string `koanf:"kv-cache"`
 	// Profile, when set, makes ONNX Runtime write a per-operator profile (Chrome trace JSON) to
 	// files starting with this path; the file is completed when the engine closes.
 	Profile string `koanf:"ort-profile"`
@@ -46,6 +48,8 @@ func (c Config) Validate() error {
 			"device", c.Device, "one of auto, cpu, cuda"),
 		config.Check(c.IntraOpThreads >= 0, "intra-op-threads", c.IntraOpThreads, ">= 0 (0: one per core)"),
 		config.Check(c.CUDADevice >= 0, "cuda-device", c.CUDADevice, ">= 0"),
+		config.Check(c.KVCache == "" || c.KVCache == KVCacheAuto || c.KVCache == KVCacheHost || c.KVCache == KVCacheDevice,
+			"kv-cache", c.KVCache, "one of auto, host, device"),
 		config.Check(c.PrefillChunk >= 0, "prefill-chunk", c.PrefillChunk, ">= 0 (0: 512)"),
 	)
 }

@@ -17,6 +17,7 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/medassist/medassist/engine/internal/ortc"
 	"github.com/medassist/medassist/model"
 )
 
@@ -35,6 +36,11 @@ type Engine struct {
 	mu     sync.RWMutex // held for reading while a run is in flight, for writing by Close
 	sess   *ort.DynamicAdvancedSession
 	closed bool
+
+	deviceKV bool             // batches keep their cache in ONNX Runtime's memory (see KVCacheDevice)
+	kvMem    *ortc.MemoryInfo // where, when deviceKV
+	kvMu     sync.Mutex       // guards liveKV
+	liveKV   map[*deviceKV]struct{}
 }
 
 // layout is what the engine needs to know about the graph: sizes, names and element types.
@@ -89,27 +95,41 @@ func Open(cfg Config, log *slog.Logger) (*Engine, error) {
 	if e.chunk == 0 {
 		e.chunk = DefaultPrefillChunk
 	}
-	if err := e.createSession(path, log); err != nil {
+	if err := e.createSession(path, lib, log); err != nil {
 		return nil, err
+	}
+	if useDeviceKV(cfg.KVCache) {
+		if err := errors.Join(checkHandleLayout(), e.openDeviceKV(lib)); err != nil {
+			e.sess.Destroy()
+			return nil, fmt.Errorf("kv cache on the device: %w", err)
+		}
 	}
 	releaseFreedMemory()
 	return e, nil
 }
 
-// createSession tries CUDA when asked for, then CPU, and logs the outcome once.
-func (e *Engine) createSession(path string, log *slog.Logger) error {
+// createSession tries CUDA when planDevice says so, else or then the CPU, and logs the outcome once.
+func (e *Engine) createSession(path, lib string, log *slog.Logger) error {
+	gpu, gpuWhy := gpuPresent()
+	plan, err := planDevice(e.cfg.Device, gpu, gpuWhy)
+	if err != nil {
+		return err
+	}
 	attrs := []any{"model", e.cfg.ModelDir, "layers", e.lay.layers, "kv_dtype", elemName(e.lay.kvElem),
-		"intra_op_threads", e.cfg.IntraOpThreads}
+		"intra_op_threads", e.cfg.IntraOpThreads, "reason", plan.reason}
 	var cudaErr error
-	if e.cfg.Device == DeviceCUDA || e.cfg.Device == DeviceAuto {
+	if plan.tryCUDA {
+		if err := preloadCUDA(lib); err != nil {
+			log.Debug("NVIDIA libraries beside ONNX Runtime did not all load", "error", err)
+		}
 		sess, err := e.newSession(path, true)
 		if err == nil {
 			e.sess, e.device = sess, DeviceCUDA
 			log.Info("onnx runtime session ready on CUDA", append(attrs, "provider", "CUDAExecutionProvider", "cuda_device", e.cfg.CUDADevice)...)
 			return nil
 		}
-		if e.cfg.Device == DeviceCUDA {
-			return fmt.Errorf("device cuda: %w (needs the GPU build of ONNX Runtime with CUDA 12 and cuDNN 9; use --device cpu or auto to run on the CPU)", err)
+		if plan.mustCUDA {
+			return fmt.Errorf("device cuda: %s (needs the GPU build of ONNX Runtime with its CUDA libraries: GPU=1 make setup; or use --device cpu or auto)", shortORTError(err))
 		}
 		cudaErr = err
 	}
@@ -240,13 +260,14 @@ type Info struct {
 	HeadDim        int
 	Vocab          int
 	KVDType        string // element type of the KV cache (and activations): float32 or float16
+	KVCache        string // where batches keep the cache: host or device (see KVCacheDevice)
 	LogitsDType    string
 }
 
 // Info describes the session and the graph's layout.
 func (e *Engine) Info() Info {
 	return Info{Device: e.device, IntraOpThreads: e.cfg.IntraOpThreads, Layers: e.lay.layers, KVHeads: e.lay.kvHeads,
-		HeadDim: e.lay.headDim, Vocab: e.lay.vocab, KVDType: elemName(e.lay.kvElem), LogitsDType: elemName(e.lay.logitsElem)}
+		HeadDim: e.lay.headDim, Vocab: e.lay.vocab, KVDType: elemName(e.lay.kvElem), KVCache: e.kvCacheName(), LogitsDType: elemName(e.lay.logitsElem)}
 }
 
 // Device is the execution provider in use: "cuda" or "cpu".
@@ -268,6 +289,7 @@ func (e *Engine) Close() error {
 		return nil
 	}
 	e.closed = true
+	e.releaseDeviceKV()
 	return e.sess.Destroy()
 }
 

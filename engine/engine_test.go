@@ -14,6 +14,7 @@ import (
 
 	"github.com/medassist/medassist/export"
 	"github.com/medassist/medassist/generation"
+	"github.com/medassist/medassist/internal/native"
 	"github.com/medassist/medassist/internal/testutil"
 	"github.com/medassist/medassist/tokenizer"
 )
@@ -453,41 +454,68 @@ func TestOpenErrors(t *testing.T) {
 func TestDeviceSelection(t *testing.T) {
 	lib := testutil.ORTLibrary(t)
 	dir := exportStories(t, export.DefaultOptions())
+	open := func(device string) (*Engine, string, error) {
+		var logs logBuffer
+		e, err := Open(Config{ModelDir: dir, ORTLib: lib, Device: device}, slog.New(slog.NewTextHandler(&logs, nil)))
+		return e, logs.String(), err
+	}
+	oneLine := func(t *testing.T, out, level, provider string) {
+		t.Helper()
+		if strings.Count(out, "\n") != 1 || !strings.Contains(out, "level="+level) || !strings.Contains(out, provider) {
+			t.Fatalf("want one %s line naming %s, got:\n%s", level, provider, out)
+		}
+	}
 
-	var logs logBuffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	e, err := Open(Config{ModelDir: dir, ORTLib: lib, Device: DeviceCPU}, log)
+	e, out, err := open(DeviceCPU)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Close()
-	if lines := strings.Count(logs.String(), "\n"); lines != 1 || !strings.Contains(logs.String(), "CPUExecutionProvider") {
-		t.Fatalf("cpu: want one line naming the CPU provider, got:\n%s", logs.String())
-	}
+	oneLine(t, out, "INFO", "CPUExecutionProvider")
 
-	logs = logBuffer{}
-	e, err = Open(Config{ModelDir: dir, ORTLib: lib, Device: DeviceAuto}, log)
-	if err != nil {
-		t.Fatal(err)
+	if gpu, _ := gpuPresent(); gpu {
+		t.Skip("this machine has an NVIDIA GPU: the no-GPU cases do not apply")
 	}
-	defer e.Close()
-	out := logs.String()
-	if e.Device() == DeviceCUDA {
-		t.Skipf("a CUDA build of ONNX Runtime is installed; log: %s", out)
-	}
-	if e.Device() != DeviceCPU || strings.Count(out, "\n") != 1 || !strings.Contains(out, "level=WARN") ||
-		!strings.Contains(out, "CPUExecutionProvider") {
-		t.Fatalf("auto without CUDA: device %q, log:\n%s", e.Device(), out)
-	}
-	if _, err := Open(Config{ModelDir: dir, ORTLib: lib, Device: DeviceCUDA}, quiet); err == nil ||
-		!strings.Contains(err.Error(), "--device cpu") {
-		t.Fatalf("cuda without CUDA: %v", err)
-	}
-	// The engine still works after the fallback.
-	res, err := e.Generate(context.Background(), greedy([]int{1, 403}, 3), func(int) error { return nil })
-	if err != nil || len(res.IDs) != 3 {
-		t.Fatalf("generate after fallback: %v %v", res.IDs, err)
-	}
+	t.Run("no GPU", func(t *testing.T) {
+		// auto: quietly the CPU, saying why; cuda: one sentence.
+		e, out, err := open(DeviceAuto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		oneLine(t, out, "INFO", "CPUExecutionProvider")
+		if e.Device() != DeviceCPU || !strings.Contains(out, "no NVIDIA GPU") {
+			t.Fatalf("auto: device %q, log:\n%s", e.Device(), out)
+		}
+		_, _, err = open(DeviceCUDA)
+		if err == nil || !strings.Contains(err.Error(), "no NVIDIA GPU") || !strings.Contains(err.Error(), "--device auto or cpu") ||
+			strings.Count(err.Error(), ". ") > 0 {
+			t.Fatalf("cuda without a GPU: want one sentence, got %v", err)
+		}
+	})
+	t.Run("GPU without a working CUDA provider", func(t *testing.T) {
+		// As on a GPU machine whose ONNX Runtime lacks the CUDA provider: auto warns and runs on the
+		// CPU, cuda fails with the provider's error.
+		gpuPresent = func() (bool, string) { return true, "NVIDIA GPU found (test)" }
+		t.Cleanup(func() { gpuPresent = native.GPU })
+		e, out, err := open(DeviceAuto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		if e.Device() == DeviceCUDA {
+			t.Skipf("a CUDA build of ONNX Runtime is installed; log: %s", out)
+		}
+		oneLine(t, out, "WARN", "CPUExecutionProvider")
+		if _, _, err := open(DeviceCUDA); err == nil || !strings.Contains(err.Error(), "--device cpu") {
+			t.Fatalf("cuda without the CUDA provider: %v", err)
+		}
+		// The engine still works after the fallback.
+		res, err := e.Generate(context.Background(), greedy([]int{1, 403}, 3), func(int) error { return nil })
+		if err != nil || len(res.IDs) != 3 {
+			t.Fatalf("generate after fallback: %v %v", res.IDs, err)
+		}
+	})
 }
 
 func TestClosedEngine(t *testing.T) {

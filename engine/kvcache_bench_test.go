@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"os"
+	"slices"
 	"testing"
+	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -17,20 +19,24 @@ import (
 // as the next past. Both run the same graph from a 128-token prompt.
 //
 //	MEDASSIST_BENCH_MODEL=$PWD/out/bench/models/tinyllama-onnx-int4 go test ./engine -run '^$' -bench Decode -benchtime 32x
+//	MEDASSIST_BENCH_KV=device ... -bench DecodeStepPreallocated   # the same on the I/O-binding cache
 //
 // Without MEDASSIST_BENCH_MODEL they run on the stories260K export.
 
 func benchEngine(b *testing.B) *Engine {
 	b.Helper()
-	if dir := os.Getenv("MEDASSIST_BENCH_MODEL"); dir != "" {
-		e, err := Open(Config{ModelDir: dir, ORTLib: testutil.ORTLibrary(b), Device: DeviceCPU}, quiet)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { e.Close() })
-		return e
+	dir := os.Getenv("MEDASSIST_BENCH_MODEL")
+	if dir == "" {
+		dir = exportStories(b, export.DefaultOptions())
 	}
-	return openExport(b, export.DefaultOptions())
+	// MEDASSIST_BENCH_KV=device runs BenchmarkDecodeStepPreallocated on the I/O-binding cache.
+	e, err := Open(Config{ModelDir: dir, ORTLib: testutil.ORTLibrary(b), Device: DeviceCPU,
+		KVCache: os.Getenv("MEDASSIST_BENCH_KV")}, quiet)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { e.Close() })
+	return e
 }
 
 func benchPromptIDs(e *Engine, n int) []int {
@@ -123,4 +129,55 @@ func mustTensor(b *testing.B, s ort.Shape, v []int64) ort.Value {
 		b.Fatal(err)
 	}
 	return t
+}
+
+// BenchmarkDecodeStepHostVersusDevice times decode steps of the host cache and of the I/O-binding
+// cache in turn, one step each, on two engines over the same model: on a shared machine both see
+// the same load, and the median of the per-pair ratios compares them.
+func BenchmarkDecodeStepHostVersusDevice(b *testing.B) {
+	b.Setenv("MEDASSIST_BENCH_KV", KVCacheHost)
+	host := benchEngine(b)
+	b.Setenv("MEDASSIST_BENCH_KV", KVCacheDevice)
+	dev := benchEngine(b)
+	ctx := context.Background()
+	var batches [2]*Batch
+	var logits [2][][]float32
+	for i, e := range []*Engine{host, dev} {
+		batch, err := e.NewBatch(1, 128+b.N+1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer batch.Close()
+		if logits[i], err = batch.Append(ctx, [][]int{benchPromptIDs(e, 128)}); err != nil {
+			b.Fatal(err)
+		}
+		batches[i] = batch
+	}
+	var times [2][]float64
+	var ratios []float64
+	b.ResetTimer()
+	for n := range b.N {
+		var dt [2]float64
+		for j := range 2 {
+			i := (n + j) % 2 // alternate which goes first
+			start := time.Now()
+			var err error
+			if logits[i], err = batches[i].Decode(ctx, []int{testutil.Argmax(logits[i][0])}); err != nil {
+				b.Fatal(err)
+			}
+			dt[i] = float64(time.Since(start).Microseconds()) / 1000
+			times[i] = append(times[i], dt[i])
+		}
+		if testutil.Argmax(logits[0][0]) != testutil.Argmax(logits[1][0]) {
+			b.Fatalf("step %d: host and device caches chose different tokens", n)
+		}
+		ratios = append(ratios, dt[1]/dt[0])
+	}
+	b.StopTimer()
+	med := func(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
+	b.ReportMetric(med(times[0]), "host-ms/step")
+	b.ReportMetric(med(times[1]), "device-ms/step")
+	b.ReportMetric(med(ratios), "device/host")
+	b.ReportMetric(slices.Min(ratios), "min-ratio")
+	b.ReportMetric(slices.Max(ratios), "max-ratio")
 }

@@ -7,6 +7,8 @@ import (
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/medassist/medassist/internal/native"
 )
 
 // ORTLibEnv names the environment variable that points at the ONNX Runtime shared library.
@@ -29,6 +31,11 @@ func InitRuntime(libPath string) error {
 	abs, err := filepath.Abs(libPath)
 	if err != nil {
 		return fmt.Errorf("onnx runtime library %q: %w", libPath, err)
+	}
+	// Load the library by its real path: ONNX Runtime looks for its provider libraries (CUDA) beside
+	// the file it was loaded from, and `make setup` links lib/libonnxruntime.so to the GPU build.
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
 	}
 	if runtimeState.lib != "" {
 		if runtimeState.lib != abs {
@@ -63,7 +70,7 @@ func ResolveORTLib(configured string) (string, error) {
 		return p, nil
 	}
 	var tried []string
-	for _, dir := range candidateRoots() {
+	for _, dir := range native.Roots() {
 		p := filepath.Join(dir, defaultORTLib)
 		if _, err := os.Stat(p); err == nil {
 			return p, nil
@@ -71,24 +78,4 @@ func ResolveORTLib(configured string) (string, error) {
 		tried = append(tried, p)
 	}
 	return "", fmt.Errorf("onnx runtime library not found (tried %v): run make setup, or pass --ort-lib / set %s", tried, ORTLibEnv)
-}
-
-// candidateRoots are the folders that may hold .cache/native: the executable's repository (its
-// parent folder, as `make build` writes bin/medassist) and the working directory upwards.
-func candidateRoots() []string {
-	var roots []string
-	if exe, err := os.Executable(); err == nil {
-		if exe, err = filepath.EvalSymlinks(exe); err == nil {
-			roots = append(roots, filepath.Dir(filepath.Dir(exe)))
-		}
-	}
-	if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			roots = append(roots, d)
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	return roots
 }

@@ -176,6 +176,8 @@ type TrainSummary struct {
 	TokensPerSec  float64   `json:"tokens_per_second,omitempty"`
 	TrainExamples int       `json:"train_examples,omitempty"`
 	ValExamples   int       `json:"val_examples,omitempty"`
+	// Backend is the GoMLX backend that ran (auto resolved).
+	Backend string `json:"backend,omitempty"`
 	// Split is the run's data split; nil in summaries that predate it.
 	Split *data.Split `json:"split,omitempty"`
 	// DataSHA256 is the SHA-256 of the run's flashcard file (data.FileSHA256).

@@ -93,7 +93,7 @@ func BenchmarkStoriesFlashcards(b *testing.B) {
 	b.ReportMetric(res.TokensPerSecond, "tokens/s")
 	b.ReportMetric(drop, "%ppl-drop")
 	writeJSON(b, filepath.Join(outDir, "gomlx.json"), map[string]any{
-		"engine": "gomlx", "backend": cfg.Backend, "train_examples": len(ds.Train), "val_examples": len(ds.Val),
+		"engine": "gomlx", "backend": res.Backend, "train_examples": len(ds.Train), "val_examples": len(ds.Val),
 		"base_val_perplexity": res.BaseValPerplexity, "val_perplexity": res.ValPerplexity,
 		"best_perplexity": res.BestPerplexity, "perplexity_drop_pct": drop,
 		"wall_time_s": res.WallTime.Seconds(), "tokens_per_s": res.TokensPerSecond, "steps": res.Steps,
@@ -111,7 +111,9 @@ func storiesJob(base, out string) Config {
 	cfg.LR, cfg.WarmupSteps, cfg.Schedule = 2e-3, 10, ScheduleCosine
 	cfg.BatchSize, cfg.GradAccum, cfg.Epochs = 2, 4, 2
 	cfg.CheckpointEvery = 100
-	cfg.Backend = os.Getenv("MEDASSIST_BENCH_BACKEND") // "" or "go": pure Go; "xla:/abs/pjrt_plugin.so"
+	if b := os.Getenv("MEDASSIST_BENCH_BACKEND"); b != "" { // see NewBackend; unset: auto
+		cfg.Backend = b
+	}
 	return cfg
 }
 

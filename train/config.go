@@ -36,7 +36,7 @@ type Config struct {
 	EvalEvery       int    `koanf:"eval-every"`       // optimizer steps between validations (0: epoch ends only)
 	CheckpointEvery int    `koanf:"checkpoint-every"` // optimizer steps between checkpoints (0: epoch ends only)
 	KeepCheckpoints int    `koanf:"keep-checkpoints"` // newest checkpoints kept on disk
-	Backend         string `koanf:"backend"`          // "go" or "xla:/abs/path/pjrt_plugin.so"
+	Backend         string `koanf:"backend"`          // see BackendAuto: auto, go, xla:cpu, xla:cuda or xla:/abs/path.so
 
 	// Progress receives the progress bar (nil: os.Stderr; io.Discard: none). Not a flag.
 	Progress io.Writer `koanf:"-"`
@@ -52,7 +52,7 @@ func DefaultConfig() Config {
 		Targets: targets, Rank: 16, Alpha: 32, Dropout: 0.05,
 		LR: 5e-5, WarmupSteps: 10, Schedule: ScheduleCosine, WeightDecay: 0,
 		BatchSize: 2, GradAccum: 4, Epochs: 2, ClipNorm: 1, Seed: 42,
-		EvalEvery: 0, CheckpointEvery: 50, KeepCheckpoints: 2, Backend: BackendGo,
+		EvalEvery: 0, CheckpointEvery: 50, KeepCheckpoints: 2, Backend: BackendAuto,
 	}
 }
 

@@ -42,7 +42,7 @@ func OpenGeneratorOn(dir, backendSpec string, log *slog.Logger) (generation.Gene
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	b, err := NewBackend(backendSpec)
+	b, _, err := OpenBackend(backendSpec, log)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,7 @@ type Result struct {
 	TokensPerSecond   float64       // real (non-padding) tokens through optimizer steps per second of them
 	Steps             int           // optimizer steps
 	Resumed           bool          // started from a checkpoint
+	Backend           string        // the GoMLX backend that ran: "go", "xla:cpu", "xla:cuda" or "xla:/path"
 }
 
 // AdapterDir is where Run keeps the best adapter, in PEFT format.
@@ -72,6 +73,7 @@ type runner struct {
 	resumed       bool
 	metrics       *metricsWriter
 	bar           *progressbar.ProgressBar
+	backend       string // the backend choice's name ("go", "xla:cpu", ...)
 }
 
 func newRunner(cfg Config, ds *data.Dataset, log *slog.Logger) (*runner, error) {
@@ -80,13 +82,14 @@ func newRunner(cfg Config, ds *data.Dataset, log *slog.Logger) (*runner, error) 
 	r.stepsPerEpoch = (batches + cfg.GradAccum - 1) / cfg.GradAccum
 	r.totalSteps = r.stepsPerEpoch * cfg.Epochs
 
-	backend, err := NewBackend(cfg.Backend)
+	backend, choice, err := OpenBackend(cfg.Backend, log)
 	if err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	if r.s, err = openSession(backend, cfg.Base); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
+	r.backend = choice.Name
 	r.s.adapter = cfg.adapter()
 	if err := initAdapters(r.s.store, r.s.cfg, r.s.adapter, cfg.Seed); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -97,7 +100,7 @@ func newRunner(cfg Config, ds *data.Dataset, log *slog.Logger) (*runner, error) 
 	if r.opt, err = newOptimizer(r.s, cfg.Dropout, cfg.WeightDecay, cfg.ClipNorm); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
-	log.Info("training", "base", cfg.Base, "backend", backend.Name(), "train", len(ds.Train), "val", len(ds.Val),
+	log.Info("training", "base", cfg.Base, "backend", choice.Name, "train", len(ds.Train), "val", len(ds.Val),
 		"steps", r.totalSteps, "steps_per_epoch", r.stepsPerEpoch, "adapter_params", r.adapterParams())
 	return r, nil
 }
@@ -322,6 +325,7 @@ func (r *runner) result() *Result {
 		WallTime:          r.st.Elapsed,
 		Steps:             r.st.Step,
 		Resumed:           r.resumed,
+		Backend:           r.backend,
 	}
 	if r.st.TrainTime > 0 {
 		res.TokensPerSecond = float64(r.st.TrainTokens) / r.st.TrainTime.Seconds()

@@ -66,6 +66,7 @@ func tinyConfig(out string) Config {
 	cfg.BatchSize, cfg.GradAccum, cfg.Epochs = 2, 2, 2
 	cfg.CheckpointEvery = 3
 	cfg.Progress = io.Discard
+	cfg.Backend = BackendGo // the same backend whatever make setup installed
 	return cfg
 }
 

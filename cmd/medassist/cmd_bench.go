@@ -68,6 +68,7 @@ func init() {
 type benchReport struct {
 	Model        string `json:"model"`
 	Device       string `json:"device"`
+	KVCache      string `json:"kv_cache"`
 	Threads      int    `json:"threads"`
 	Spinning     bool   `json:"allow_spinning"`
 	KVDType      string `json:"kv_dtype"`
@@ -212,14 +213,14 @@ func median(v []float64) float64 {
 
 func (r *benchReport) print(w io.Writer) error {
 	gib := func(b int64) string { return fmt.Sprintf("%.2f GiB", float64(b)/(1<<30)) }
-	_, err := fmt.Fprintf(w, `model        %s (%s, %s KV cache, %d threads)
+	_, err := fmt.Fprintf(w, `model        %s (%s, %s KV cache on the %s, %d threads)
 prompt       %d tokens, %d new tokens, median of %d runs
 prefill      %.1f tokens/s (time to first token %.1f ms)
 decode       %.2f tokens/s (%.1f ms/token)
 weights      %s on disk, %s read per decode step
 peak RSS     %s (%.2f× the weights; %s after load)
 load         %.1f s
-`, r.Model, r.Device, r.KVDType, r.Threads, r.PromptTokens, r.NewTokens, r.Runs,
+`, r.Model, r.Device, r.KVDType, r.KVCache, r.Threads, r.PromptTokens, r.NewTokens, r.Runs,
 		r.PrefillTokensPerS, r.TTFTMs, r.DecodeTokensPerS, r.DecodeMsPerToken,
 		gib(r.WeightBytes), gib(r.WeightBytesPerToken), gib(r.PeakRSSBytes), r.PeakRSSOverWeights, gib(r.RSSAfterLoadBytes), r.LoadS)
 	return err

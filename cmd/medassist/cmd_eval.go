@@ -41,12 +41,12 @@ type evalConfig struct {
 	DataMaxExamples int     `koanf:"data-max-examples" help:"split setting, medassist train's --max-examples (with --train-dir, the run's; another value is refused; 0: all)"`
 	SystemPrompt    string  `koanf:"system-prompt" help:"split setting (with --train-dir, the run's; another value is refused): the system message"`
 	// Engine settings.
-	Backend string    `koanf:"backend" help:"GoMLX backend: \"go\" (pure Go, CPU) or \"xla:/abs/path/pjrt_plugin.so\""`
+	Backend string    `koanf:"backend" help:"GoMLX backend (gomlx engine): auto (CUDA plugin with a GPU, else XLA CPU plugin, else pure Go), go, xla:cpu, xla:cuda or xla:/abs/path/pjrt_plugin.so"`
 	ORT     ortConfig `koanf:",squash"`
 }
 
 func defaultEvalConfig() evalConfig {
-	c := evalConfig{Engine: model.EngineAuto, MaxExamples: 50, MaxNewTokens: 128, ORT: defaultORTConfig()}
+	c := evalConfig{Engine: model.EngineAuto, MaxExamples: 50, MaxNewTokens: 128, ORT: defaultORTConfig(), Backend: train.BackendAuto}
 	c.setSplit(data.DefaultSplit())
 	return c
 }

@@ -33,12 +33,12 @@ type generateConfig struct {
 	JSON              bool     `koanf:"json" help:"print {\"ids\":[new ids],\"text\":\"...\"} instead of streaming text"`
 	// Engine settings.
 	ORT     ortConfig `koanf:",squash"`
-	Backend string    `koanf:"backend" help:"gomlx backend: \"go\" (pure Go, CPU) or \"xla:/abs/path/pjrt_plugin.so\""`
+	Backend string    `koanf:"backend" help:"gomlx backend: auto (CUDA plugin with a GPU, else XLA CPU plugin, else pure Go), go, xla:cpu, xla:cuda or xla:/abs/path/pjrt_plugin.so"`
 }
 
 func defaultGenerateConfig() generateConfig {
 	return generateConfig{Engine: model.EngineAuto, SystemPrompt: assets.SystemPrompt(), MaxNewTokens: 128,
-		RepetitionPenalty: 1, ORT: defaultORTConfig()}
+		RepetitionPenalty: 1, ORT: defaultORTConfig(), Backend: train.BackendAuto}
 }
 
 func (c generateConfig) sampling() generation.Sampling {

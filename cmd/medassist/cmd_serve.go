@@ -22,7 +22,7 @@ func init() {
 			modelSourceFlags(fs, d)
 			fs.String("addr", d.Addr, "listen address (7860 as on Hugging Face Spaces)")
 			fs.String("model-name", d.ModelName, "model id reported by /v1/models (default: the model dir's name)")
-			fs.String("device", d.Device, "auto (CUDA with a GPU build of ONNX Runtime and a GPU, else CPU; a CPU build never tries CUDA), cpu or cuda")
+			fs.String("device", d.Device, "auto (CUDA when the machine has an NVIDIA GPU and the ONNX Runtime build has the CUDA provider, else the CPU), cpu or cuda")
 			fs.String("ort-lib", d.ORTLib, "ONNX Runtime shared library (default: $MEDASSIST_ORT_LIB or .cache/native/lib/libonnxruntime.so)")
 			fs.Int("threads", d.Threads, "intra-op threads per sequence (0: cores ÷ max-concurrent)")
 			fs.Bool("allow-spinning", d.AllowSpinning, "let ONNX Runtime's threads spin while waiting for work (faster for one stream on dedicated cores; off by default because concurrent sequences share them)")

@@ -71,7 +71,7 @@ var trainFlagHelp = map[string]string{
 	"eval-every":       "optimizer steps between validations (0: at epoch ends only)",
 	"checkpoint-every": "optimizer steps between checkpoints (0: at epoch ends only)",
 	"keep-checkpoints": "newest checkpoints kept on disk",
-	"backend":          `GoMLX backend: "go" (pure Go, CPU) or "xla:/abs/path/to/pjrt_plugin.so" (e.g. CUDA)`,
+	"backend":          `GoMLX backend: "auto" (the CUDA PJRT plugin with a GPU, else XLA's CPU plugin, else pure Go; make setup installs the plugins), "go", "xla:cpu", "xla:cuda" or "xla:/abs/path/to/pjrt_plugin.so"`,
 	"sweep":            "YAML file with several configurations (defaults + named variants, keys as flags, no base/data/out): they sit just above the flag defaults, so --config, MEDASSIST_* and flags override them; runs go to OUT/runs/NAME, results to OUT/experiment_results.csv",
 	"data":             "flashcard file: JSON array, JSON Lines or Parquet with fields instruction, input (question), output (answer)",
 	"max-length":       "tokens per example, prompt included; longer examples lose the question's tail first",
@@ -178,6 +178,7 @@ func runTraining(ctx context.Context, opts trainOptions, ds *data.Dataset, log *
 		ValExamples:   len(ds.Val),
 		Split:         &opts.Data.Split,
 		DataSHA256:    dataSum,
+		Backend:       res.Backend,
 		Config:        configValues(opts),
 	}, nil
 }
@@ -201,8 +202,8 @@ func printSummary(w io.Writer, out string, s eval.TrainSummary) {
 	change := 100 * (s.BestValPPL - s.BaseValPPL) / s.BaseValPPL
 	fmt.Fprintf(w, "validation perplexity (answer tokens, %d examples): base %.2f → fine-tuned %.2f (%+.1f%%)\n",
 		s.ValExamples, s.BaseValPPL, s.BestValPPL, change)
-	fmt.Fprintf(w, "per epoch: %s; %d training examples; %.0f s; %.0f tokens/s\n",
-		joinFloats(s.EpochValPPL, "%.2f", " "), s.TrainExamples, s.WallSeconds, s.TokensPerSec)
+	fmt.Fprintf(w, "per epoch: %s; %d training examples; %.0f s; %.0f tokens/s on %s\n",
+		joinFloats(s.EpochValPPL, "%.2f", " "), s.TrainExamples, s.WallSeconds, s.TokensPerSec, s.Backend)
 	fmt.Fprintf(w, "adapter: %s\nmerged model: %s\n", filepath.Join(out, adapterDirName), filepath.Join(out, mergedDirName))
 }
 

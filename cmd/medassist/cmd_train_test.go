@@ -73,7 +73,7 @@ func TestTrainSweep(t *testing.T) {
 	sweep := filepath.Join(dir, "sweep.yaml")
 	os.WriteFile(sweep, []byte(testSweep), 0o644)
 	out := filepath.Join(dir, "out")
-	args := []string{"train", "--sweep", sweep, "--base", base, "--data", cards, "--out", out, "--seed", "3"}
+	args := []string{"train", "--sweep", sweep, "--base", base, "--data", cards, "--out", out, "--seed", "3", "--backend", "go"}
 	if code := runMain(args); code != 0 {
 		t.Fatalf("train --sweep exited %d", code)
 	}
@@ -323,7 +323,7 @@ func TestTrainCommand(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
 	args := []string{"train", "--base", base, "--data", testutil.Flashcards(t), "--out", out, "--max-examples", "12",
 		"--max-length", "128", "--system-prompt", "", "--epochs", "1", "--batch-size", "4", "--grad-accum", "1",
-		"--lr", "1e-2", "--warmup-steps", "0", "--rank", "2", "--targets", "q_proj,down_proj"}
+		"--lr", "1e-2", "--warmup-steps", "0", "--rank", "2", "--targets", "q_proj,down_proj", "--backend", "go"}
 	for run := 0; run < 2; run++ {
 		if code := runMain(args); code != 0 {
 			t.Fatalf("run %d: train exited %d", run, code)
