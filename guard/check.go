@@ -40,13 +40,7 @@ func (g *Guard) CheckText(text string) Verdict {
 //
 // It never panics and always returns one of the four kinds.
 func (g *Guard) Check(conv []model.Message) Verdict {
-	last := -1
-	for i := len(conv) - 1; i >= 0; i-- {
-		if conv[i].Role == RoleUser {
-			last = i
-			break
-		}
-	}
+	last := lastUserTurn(conv)
 	if last < 0 {
 		return g.invalid(&inputProblem{code: "empty", detail: "the conversation has no user message", user: "empty"})
 	}
@@ -350,4 +344,14 @@ func social(d *doc) (string, bool) {
 		return "social.hello", true
 	}
 	return "", false
+}
+
+// lastUserTurn is the index of the conversation's latest user message, -1 when it has none.
+func lastUserTurn(conv []model.Message) int {
+	for i := len(conv) - 1; i >= 0; i-- {
+		if conv[i].Role == RoleUser {
+			return i
+		}
+	}
+	return -1
 }

@@ -124,13 +124,7 @@ func TrainingTexts(items []Item) ([]string, []int) {
 // turnTexts are the texts the head reads for a conversation's latest user turn: the turn alone and,
 // for a follow-up, the turn with the user turn and the assistant's question before it.
 func turnTexts(conv []model.Message) []string {
-	last := -1
-	for i := len(conv) - 1; i >= 0; i-- {
-		if conv[i].Role == RoleUser {
-			last = i
-			break
-		}
-	}
+	last := lastUserTurn(conv)
 	if last < 0 {
 		return nil
 	}

@@ -90,12 +90,8 @@ func LoadBertConfig(dir string) (*BertConfig, error) {
 
 // Validate checks that the config describes a BERT encoder medassist can export.
 func (c *BertConfig) Validate() error {
-	var errs []error
-	check := func(ok bool, format string, args ...any) {
-		if !ok {
-			errs = append(errs, fmt.Errorf(format, args...))
-		}
-	}
+	var errs problems
+	check := errs.check
 	check(c.ModelType == "bert", "model_type %q is not a BERT encoder", c.ModelType)
 	check(c.HiddenSize > 0, "hidden_size must be > 0, got %d", c.HiddenSize)
 	check(c.IntermediateSize > 0, "intermediate_size must be > 0, got %d", c.IntermediateSize)

@@ -119,14 +119,19 @@ func ParseConfig(b []byte) (*Config, error) {
 	return &c, nil
 }
 
+// problems collects a validation's failures, so that one error names them all.
+type problems []error
+
+func (p *problems) check(ok bool, format string, args ...any) {
+	if !ok {
+		*p = append(*p, fmt.Errorf(format, args...))
+	}
+}
+
 // Validate checks that the config describes a Llama-family model medassist can run.
 func (c *Config) Validate() error {
-	var errs []error
-	check := func(ok bool, format string, args ...any) {
-		if !ok {
-			errs = append(errs, fmt.Errorf(format, args...))
-		}
-	}
+	var errs problems
+	check := errs.check
 	check(c.ModelType == "" || c.ModelType == "llama", "model_type %q is not supported (only llama)", c.ModelType)
 	check(c.HiddenSize > 0, "hidden_size must be > 0, got %d", c.HiddenSize)
 	check(c.IntermediateSize > 0, "intermediate_size must be > 0, got %d", c.IntermediateSize)
