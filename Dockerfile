@@ -15,12 +15,13 @@ RUN go mod download
 # libtokenizers.a from its release archive, else built by cargo from the crates.io sources. The golang
 # image has no Rust (nor pip, which setup.sh's other PyPI fallbacks use): when setup fails they are
 # installed and setup retried. ONNX Runtime comes from docker/onnxruntime.sh (release archive, else
-# the PyPI wheel: no npm), so setup keeps it. The host's .cache never enters (.dockerignore).
+# the PyPI wheel: no npm), so setup keeps it; XLA=0: the image serves and never trains, so it needs no
+# XLA plugin. The host's .cache never enters (.dockerignore).
 ARG ORT_VERSION=1.30.0
 COPY docker/onnxruntime.sh docker/onnxruntime.sh
 COPY scripts/setup.sh scripts/setup.sh
 RUN docker/onnxruntime.sh /native/lib cpu "${ORT_VERSION}" \
-    && export ORT_FLAVOR=cpu GPU=0 MEDASSIST_NATIVE_DIR=/native \
+    && export ORT_FLAVOR=cpu GPU=0 XLA=0 MEDASSIST_NATIVE_DIR=/native \
     && if ! scripts/setup.sh; then \
          echo "build: installing cargo and pip for the registry fallbacks" >&2 \
          && apt-get update && apt-get install -y --no-install-recommends cargo-web python3-pip \

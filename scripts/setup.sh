@@ -20,6 +20,7 @@
 #
 #   make setup                  # CPU pieces (GPU pieces too when nvidia-smi sees a GPU)
 #   GPU=1 make setup            # the GPU pieces even without a GPU (e.g. to build an image)
+#   XLA=0 make setup            # without XLA's CPU plugin (only training needs it: a serving image)
 #   MEDASSIST_NATIVE_DIR=DIR scripts/setup.sh   # install somewhere else
 set -euo pipefail
 
@@ -61,6 +62,7 @@ mkdir -p "$lib" "$native/tmp" "$native/stamps" "$downloads"
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
+XLA=${XLA:-1} # 0: skip XLA's CPU plugin (training falls back to the pure-Go backend)
 GPU=${GPU:-auto} # 1: install the GPU pieces; 0: do not; auto: when nvidia-smi lists a GPU or they are installed
 if [ "$GPU" = auto ]; then
   GPU=0
@@ -234,6 +236,6 @@ check_cuda() {
 }
 
 install_tokenizers
-install_xla_cpu
+if [ "$XLA" != 0 ]; then install_xla_cpu; fi
 if [ "$GPU" = 1 ]; then install_cuda; fi
 install_ort
