@@ -79,9 +79,13 @@ type Options struct {
 	KeepHead      bool // leave the LM head unquantized
 	// Contrib builds the graph from ONNX Runtime's fused com.microsoft operators (see contrib.go)
 	// instead of standard ONNX operators only.
-	Contrib      bool
-	Opset        int // ONNX opset of the default domain (17–21)
-	ExternalData string
+	Contrib bool
+	// FuseProjections applies the projections that read the same input (q/k/v, gate/up) as one
+	// MatMul or MatMulNBits over their stacked weights, split afterwards. The graph's inputs and
+	// outputs do not change.
+	FuseProjections bool
+	Opset           int // ONNX opset of the default domain (17–21)
+	ExternalData    string
 	// ExternalThreshold is the weight size (bytes) above which ExternalAuto writes external data.
 	ExternalThreshold int64
 }
