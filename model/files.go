@@ -10,7 +10,7 @@ import (
 
 // TokenizerFiles are the files beside the weights that tokenizing, templating and generating need;
 // every stage that writes a model dir copies them from its source.
-var TokenizerFiles = []string{"tokenizer.json", "tokenizer.model", TokenizerConfigFile, "special_tokens_map.json", GenerationConfigFile}
+var TokenizerFiles = []string{"tokenizer.json", "tokenizer.model", TokenizerConfigFile, ChatTemplateFile, "special_tokens_map.json", GenerationConfigFile}
 
 // CopyModelFiles copies each named file that exists in srcDir into dstDir (created if needed);
 // names absent from srcDir are skipped.

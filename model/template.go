@@ -43,21 +43,37 @@ type tokenizerConfig struct {
 	PADToken     json.RawMessage `json:"pad_token"`
 }
 
+// ChatTemplateFile is where transformers ≥ 4.43 saves a chat template; tokenizer_config.json then
+// has no chat_template.
+const ChatTemplateFile = "chat_template.jinja"
+
+// errNoTemplate says a model dir has no chat template anywhere.
+var errNoTemplate = errors.New("no chat_template in " + TokenizerConfigFile + " and no " + ChatTemplateFile +
+	" (this model has no chat format; use raw prompts)")
+
 // LoadChatTemplate reads DIR/tokenizer_config.json's chat_template (a string, or the list of
-// {name, template} using the one named "default") and its special tokens (strings or {content: ...}).
+// {name, template} using the one named "default"), or DIR/chat_template.jinja when
+// tokenizer_config.json has none, and the special tokens of tokenizer_config.json (strings or
+// {content: ...}).
 func LoadChatTemplate(dir string) (*ChatTemplate, error) {
 	path := filepath.Join(dir, TokenizerConfigFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("chat template: %w", err)
-	}
 	var tc tokenizerConfig
-	if err := json.Unmarshal(b, &tc); err != nil {
-		return nil, fmt.Errorf("chat template: %s: bad JSON: %w", path, err)
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist): // chat_template.jinja alone is enough
+	case err != nil:
+		return nil, fmt.Errorf("chat template: %w", err)
+	default:
+		if err := json.Unmarshal(b, &tc); err != nil {
+			return nil, fmt.Errorf("chat template: %s: bad JSON: %w", path, err)
+		}
 	}
 	src, err := templateSource(tc.ChatTemplate)
+	if errors.Is(err, errNoTemplate) {
+		src, err = readTemplateFile(dir)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("chat template: %s: %w", path, err)
+		return nil, fmt.Errorf("chat template: %s: %w", dir, err)
 	}
 	vars := map[string]any{}
 	for name, raw := range map[string]json.RawMessage{
@@ -72,6 +88,18 @@ func LoadChatTemplate(dir string) (*ChatTemplate, error) {
 		}
 	}
 	return NewChatTemplate(src, vars)
+}
+
+// readTemplateFile reads DIR/chat_template.jinja; errNoTemplate when it is absent.
+func readTemplateFile(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ChatTemplateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", errNoTemplate
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
 }
 
 // NewChatTemplate compiles a Jinja chat template; vars are extra template variables such as
@@ -111,7 +139,7 @@ func (e *TemplateError) Error() string { return "chat template: " + e.Message }
 
 func templateSource(raw json.RawMessage) (string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return "", errors.New("no chat_template (this model has no chat format; use raw prompts)")
+		return "", errNoTemplate
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/medassist/medassist/internal/testutil"
@@ -196,6 +197,44 @@ func TestLoadChatTemplateForms(t *testing.T) {
 		if _, err := LoadChatTemplate(dir); err == nil {
 			t.Errorf("LoadChatTemplate accepted %s", bad)
 		}
+	}
+}
+
+// transformers ≥ 4.43 saves the template to chat_template.jinja; tokenizer_config.json's own
+// chat_template wins when both exist, and the special tokens still come from tokenizer_config.json.
+func TestLoadChatTemplateJinjaFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	render := func() (string, error) {
+		ct, err := LoadChatTemplate(dir)
+		if err != nil {
+			return "", err
+		}
+		return ct.Render([]Message{{Role: "user", Content: "hi"}}, true)
+	}
+	if _, err := render(); err == nil || !strings.Contains(err.Error(), "no chat format") {
+		t.Fatalf("empty dir: %v, want the no-chat-format error", err)
+	}
+	write(ChatTemplateFile, "{% for m in messages %}[{{ m.role }}]{{ m.content }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}")
+	if got, err := render(); err != nil || got != "[user]hi[assistant]" {
+		t.Fatalf("template file alone: %q, %v", got, err)
+	}
+	write(TokenizerConfigFile, `{"eos_token": "<E>"}`)
+	if got, err := render(); err != nil || got != "[user]hi<E>[assistant]" {
+		t.Fatalf("template file + tokens: %q, %v", got, err)
+	}
+	write(TokenizerConfigFile, `{"eos_token": "<E>", "chat_template": "{{ messages[0].content }}!"}`)
+	if got, err := render(); err != nil || got != "hi!" {
+		t.Fatalf("tokenizer_config.json's template must win: %q, %v", got, err)
+	}
+	write(TokenizerConfigFile, `{"chat_template": null}`)
+	write(ChatTemplateFile, "{% if %}")
+	if _, err := render(); err == nil {
+		t.Fatal("a broken chat_template.jinja was accepted")
 	}
 }
 

@@ -2,7 +2,8 @@
 # The main job: base model + flashcards → LoRA sweep (best by validation perplexity) → merged model →
 # ONNX export → evaluation (base vs fine-tuned) → ready to serve.
 #
-#   BASE   Hub model id or local HF-layout dir   (default TinyLlama/TinyLlama-1.1B-Chat-v1.0)
+#   BASE   Hub model id, local HF-layout dir, or a llama.cpp .gguf file (imported into OUT/base)
+#          (default TinyLlama/TinyLlama-1.1B-Chat-v1.0)
 #   DATA   Hub dataset id or local JSON/JSONL/Parquet file (default medalpaca/medical_meadow_medical_flashcards)
 #   SWEEP  sweep YAML                             (default assets/sweeps/tinyllama.yaml)
 #   OUT    output dir                             (default runs/main)
@@ -20,7 +21,13 @@ EVAL_EXAMPLES=${EVAL_EXAMPLES:-50}
 say() { printf '\n==> %s\n' "$*" >&2; }
 
 mkdir -p "$OUT"
-if [ -d "$BASE" ]; then base_dir=$BASE; else
+if [ -f "$BASE" ] && [[ "$BASE" == *.gguf ]]; then
+  base_dir=$OUT/base
+  if [ ! -f "$base_dir/model.safetensors" ] || [ "$BASE" -nt "$base_dir/model.safetensors" ]; then
+    say "import $BASE into $base_dir"
+    "$bin" import "$BASE" --out "$base_dir" >/dev/null
+  fi
+elif [ -d "$BASE" ]; then base_dir=$BASE; else
   say "pull $BASE"
   base_dir=$("$bin" pull "$BASE")
 fi

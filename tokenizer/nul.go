@@ -9,6 +9,8 @@ import (
 // decoded NUL empties the result). With byte fallback, HF encodes NUL as its own token <0x00>
 // that never merges with a neighbour, and so it does every control character that appears in no
 // vocabulary entry: such a character stands in for NUL on the way through the native calls.
+// Byte-level BPE (GPT-2, SmolLM, Llama 3) is the same with the byte's own character (Ā for NUL)
+// in place of <0x00>, when no longer vocabulary entry holds that character.
 //
 // Encoding sends NUL as stand-in A; each occurrence of A or NUL in the text becomes one A token,
 // in text order, so the tokens at NUL positions are swapped back to <0x00>. Decoding swaps
@@ -33,14 +35,14 @@ type nulCodec struct {
 }
 
 func newNulCodec(v *vocab, text engine) nulCodec {
-	nulID := v.byteID(0)
-	if nulID < 0 || pieceHolds(v.pieces, 0) {
+	nulID, mark := v.soloByte(0)
+	if nulID < 0 || pieceHolds(v.pieces, mark, nulID) {
 		return nulCodec{}
 	}
 	var found []standIn
 	for _, ch := range standInCandidates {
-		id := v.byteID(ch)
-		if id < 0 || pieceHolds(v.pieces, ch) {
+		id, mark := v.soloByte(ch)
+		if id < 0 || pieceHolds(v.pieces, mark, id) {
 			continue
 		}
 		// The character must reach the model untouched (no normalizer drops or rewrites it).
@@ -54,9 +56,10 @@ func newNulCodec(v *vocab, text engine) nulCodec {
 	return nulCodec{}
 }
 
-func pieceHolds(pieces []string, ch byte) bool {
-	for _, p := range pieces {
-		if strings.IndexByte(p, ch) >= 0 {
+// pieceHolds reports whether a vocabulary entry other than pieces[except] contains mark.
+func pieceHolds(pieces []string, mark string, except int) bool {
+	for id, p := range pieces {
+		if id != except && strings.Contains(p, mark) {
 			return true
 		}
 	}

@@ -121,6 +121,31 @@ func (v *vocab) id(piece string) int {
 // byteID is the id of the byte-fallback token for b, or -1.
 func (v *vocab) byteID(b byte) int { return v.id(fmt.Sprintf("<0x%02X>", b)) }
 
+// soloByte is the token byte b becomes on its own, and the text that marks the vocabulary entries
+// it could merge into: the byte-fallback token <0xNN> and the raw byte, or in a byte-level BPE
+// vocabulary b's character in GPT-2's byte mapping (both). id is -1 when the vocabulary has neither.
+func (v *vocab) soloByte(b byte) (id int, mark string) {
+	if id := v.byteID(b); id >= 0 {
+		return id, string([]byte{b})
+	}
+	r := string(byteLevelRune(b))
+	return v.id(r), r
+}
+
+// byteLevelRune is GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the
+// others (controls, space, 0x7F–0xA0, soft hyphen) take U+0100 onwards in byte order.
+func byteLevelRune(b byte) rune {
+	switch {
+	case b <= 0x20:
+		return 0x100 + rune(b)
+	case b >= 0x7F && b <= 0xA0:
+		return 0x100 + 0x21 + rune(b-0x7F)
+	case b == 0xAD:
+		return 0x100 + 0x43
+	}
+	return rune(b)
+}
+
 // specialTokens are the bos/eos/unk token ids named by tokenizer_config.json, -1 when absent.
 type specialTokens struct{ bos, eos, unk int }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/csv"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -176,6 +177,12 @@ func TestSweepAssets(t *testing.T) {
 				t.Errorf("%s/%s: base %q, data %q: want the command line's", filepath.Base(p), v.Name, o.Train.Base, o.Data.Path)
 			}
 			if filepath.Base(p) == "quick.yaml" { // the smoke run is deliberately smaller than the seed job
+				continue
+			}
+			if strings.HasSuffix(p, "-cpu.yaml") { // the seed job on a CPU-sized subset: ~1,000 training examples, one epoch
+				if n := o.Data.MaxExamples - int(math.Round(float64(o.Data.MaxExamples)*o.Data.ValFraction)); n != 1000 || o.Train.Epochs != 1 {
+					t.Errorf("%s/%s: %d training examples, %d epochs", filepath.Base(p), v.Name, n, o.Train.Epochs)
+				}
 				continue
 			}
 			if o.Data.MaxExamples != 3000 || o.Data.MaxLength != 512 || o.Train.Epochs != 2 || o.Train.BatchSize != 2 || o.Train.GradAccum != 4 {

@@ -35,7 +35,7 @@ const EnvPrefix = "MEDASSIST_"
 type Validator interface{ Validate() error }
 
 // Sections are the names a YAML file may group a command's keys under.
-var Sections = []string{"pull", "tokenize", "init", "train", "sweep", "merge", "export", "generate", "bench", "eval", "guard", "serve"}
+var Sections = []string{"pull", "import", "tokenize", "init", "train", "sweep", "merge", "export", "generate", "bench", "eval", "guard", "serve"}
 
 // Load fills out (a pointer to a struct whose koanf tags equal the flag names) for the command
 // named section from every layer (see the package comment); below are layer 2's maps, lowest
