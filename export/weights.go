@@ -133,7 +133,7 @@ func (w *weights) quantizes(name string) bool {
 // matMulNBits is the com.microsoft MatMulNBits node for the quantized weight stack s [rows, in].
 func (w *weights) matMulNBits(x string, s stack, in int) string {
 	name, out := s.name, s.rows
-	l := quantLayout{rows: out, cols: in, bits: w.opt.Quantize.Bits(), block: w.opt.BlockSize, asymmetric: w.opt.Asymmetric}
+	l := quantLayout{rows: out, cols: in, bits: w.opt.Quantize.Bits(), block: w.opt.blockSize(in), asymmetric: w.opt.Asymmetric}
 	quantOf := func() (*quantized, error) {
 		if w.last != nil && w.last.name == name {
 			return w.last.q, nil

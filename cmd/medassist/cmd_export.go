@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -22,7 +23,7 @@ type exportConfig struct {
 	DType           string `koanf:"dtype" help:"weights, activations and KV cache: float32 or float16 (logits are always float32)"`
 	Quantize        string `koanf:"quantize" help:"weight-only quantization of the linear layers (com.microsoft MatMulNBits): none, int8 or int4"`
 	Asymmetric      bool   `koanf:"asymmetric" help:"store a zero point per quantization block (default: symmetric, zero point 8 / 128)"`
-	BlockSize       int    `koanf:"block-size" help:"weights per quantization block along the input dimension (power of two ≥ 16)"`
+	BlockSize       int    `koanf:"block-size" help:"weights per quantization block along the input dimension (power of two ≥ 16; 0: 32 for int4, 128 for int8)"`
 	AccuracyLevel   int    `koanf:"accuracy-level" help:"MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 activations (fastest on CPU)"`
 	KeepHead        bool   `koanf:"keep-head" help:"leave the LM head unquantized"`
 	Opset           int    `koanf:"opset" help:"ONNX opset of the default domain (17–21)"`
@@ -119,7 +120,11 @@ func printExportSummary(w io.Writer, s *export.Summary) {
 		if o.KeepHead {
 			head = "head kept"
 		}
-		quant = fmt.Sprintf("%s (MatMulNBits, block %d, %s, accuracy_level %d, %s)", quant, o.BlockSize, scheme, o.AccuracyLevel, head)
+		block := fmt.Sprint(o.BlockSize)
+		if o.BlockSize == 0 {
+			block = fmt.Sprintf("%d (default)", export.DefaultBlockSize(o.Quantize, math.MaxInt))
+		}
+		quant = fmt.Sprintf("%s (MatMulNBits, block %s, %s, accuracy_level %d, %s)", quant, block, scheme, o.AccuracyLevel, head)
 	}
 	fmt.Fprintf(w, "  storage:  %s, quantize %s\n", o.DType, quant)
 	var opsets []string
