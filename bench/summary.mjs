@@ -1,5 +1,6 @@
 // Summarises one bench/engine.sh run folder as Markdown: the bandwidth floor, medassist against it,
-// int4 against float32, peak memory against the weights, and medassist against transformers.js.
+// int4 against float32, peak memory against the weights, medassist against transformers.js, and
+// medassist against llama.cpp (per-round ratios, so that their spread shows).
 //
 //   node bench/summary.mjs out/bench/engine/<stamp>
 import fs from "node:fs";
@@ -19,8 +20,10 @@ const median = (v) => {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+const roundFiles = (who, kind) =>
+  fs.readdirSync(dir).filter((f) => new RegExp(`^${who}-${kind}(-r\\d+)?\\.json$`).test(f)).sort();
 const pooled = (who, kind) => {
-  const files = fs.readdirSync(dir).filter((f) => new RegExp(`^${who}-${kind}(-r\\d+)?\\.json$`).test(f)).sort();
+  const files = roundFiles(who, kind);
   if (files.length === 0) throw new Error(`${dir}: no ${who}-${kind}*.json`);
   const runs = files.map(read);
   const r = { ...runs[0], rounds: runs.length };
@@ -35,6 +38,12 @@ const pooled = (who, kind) => {
 };
 const ours = Object.fromEntries(kinds.map((k) => [k, pooled("medassist", k)]));
 const peer = Object.fromEntries(kinds.map((k) => [k, pooled("peer", k)]));
+// llama.cpp ran on the kinds listed in llama.txt (kind=file.gguf).
+const llamaPath = path.join(dir, "llama.txt");
+const llamaKinds = fs.existsSync(llamaPath)
+  ? fs.readFileSync(llamaPath, "utf8").split("\n").filter(Boolean).map((l) => l.split("=")[0]).filter((k) => kinds.includes(k))
+  : [];
+const llama = Object.fromEntries(llamaKinds.map((k) => [k, pooled("llama", k)]));
 
 const f = (x, d = 2) => x.toFixed(d);
 const gib = (b) => (b / 2 ** 30).toFixed(2);
@@ -57,6 +66,36 @@ for (const kind of kinds) {
   lines.push(`| | transformers.js | ${f(p.decode_tokens_per_s)} / ${f(best(p.run_decode_tokens_per_s))} | ${f(floor)} | ` +
     `${f((100 * p.decode_tokens_per_s) / floor, 0)}% | ${f(p.prefill_tokens_per_s, 1)} | ${f(p.ttft_ms, 0)} | ` +
     `${gib(p.peak_rss_bytes)} | ${f(p.peak_rss_bytes / o.weight_bytes)} |`);
+  const l = llama[kind];
+  if (l) {
+    lines.push(`| | llama.cpp (${path.basename(l.model)}, ${gib(l.weight_bytes)} GiB) | ${f(l.decode_tokens_per_s)} / ${f(best(l.run_decode_tokens_per_s))} | ${f(floor)} | ` +
+      `${f((100 * l.decode_tokens_per_s) / floor, 0)}% | ${f(l.prefill_tokens_per_s, 1)} | ${f(l.ttft_ms, 0)} | ` +
+      `${gib(l.peak_rss_bytes)} | ${f(l.peak_rss_bytes / l.weight_bytes)} |`);
+  }
+}
+// Against llama.cpp, round by round: each round ran both engines back to back, so the ratio of a
+// round's medians cancels most of the machine's drift; the min–max of those ratios is the spread.
+const perRound = (who, kind, metric) =>
+  roundFiles(who, kind).map(read).map((r) => metric === "decode" ? median(r.run_decode_tokens_per_s) : r.prompt_tokens / (median(r.run_ttft_ms) / 1000));
+const ratios = {};
+if (llamaKinds.length) {
+  lines.push("");
+  lines.push("medassist against llama.cpp: tok/s per round (median of the round's runs) and the ratio medassist ÷ llama.cpp, median of the rounds' ratios (min–max):");
+  lines.push("");
+  lines.push("| model | GGUF | medassist decode | llama.cpp decode | decode ratio | medassist prefill | llama.cpp prefill | prefill ratio |");
+  lines.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  const list = (v, d) => v.map((x) => f(x, d)).join(", ");
+  for (const kind of llamaKinds) {
+    const cells = [];
+    for (const metric of ["decode", "prefill"]) {
+      const o = perRound("medassist", kind, metric), l = perRound("llama", kind, metric);
+      const r = o.slice(0, l.length).map((x, i) => x / l[i]);
+      ratios[`${kind} ${metric}`] = r;
+      const d = metric === "decode" ? 2 : 1;
+      cells.push(list(o, d), list(l, d), `**${f(median(r))}×** (${f(Math.min(...r))}–${f(Math.max(...r))})`);
+    }
+    lines.push(`| ${kind} | ${path.basename(llama[kind].model)} | ${cells.join(" | ")} |`);
+  }
 }
 lines.push("");
 const fp32Floor = bw / ours.fp32.weight_bytes_per_token;
@@ -72,5 +111,8 @@ for (const kind of kinds) {
   const t = peer[kind].ttft_ms / ours[kind].ttft_ms;
   check(d >= 1, `${kind} decode ${f(d)}× transformers.js (not slower)`);
   check(t >= 1, `${kind} time to first token ${f(t)}× faster than transformers.js (not slower)`);
+}
+for (const [what, r] of Object.entries(ratios)) {
+  check(median(r) >= 1, `${what} ${f(median(r))}× llama.cpp (≥ 1.0×; rounds ${f(Math.min(...r))}–${f(Math.max(...r))})`);
 }
 console.log(lines.join("\n"));

@@ -98,9 +98,10 @@ func (d *decoder) fusedAttention(i int, x, pos, cos, sin, bias string, lens [2]s
 		return g.domainOpN(microsoftDomain, "RotaryEmbedding", 1, []string{v, pos, cos, sin},
 			attrInt("interleaved", 0), attrInt("num_heads", int64(heads)))[0]
 	}
-	q := rotate(d.linear(x, i, model.QProj), cfg.NumAttentionHeads, "q_rotary")
-	k := rotate(d.linear(x, i, model.KProj), cfg.NumKeyValueHeads, "k_rotary")
-	v := d.linear(x, i, model.VProj)
+	proj := d.projections(x, i, "qkv_proj", model.QProj, model.KProj, model.VProj)
+	q := rotate(proj(model.QProj), cfg.NumAttentionHeads, "q_rotary")
+	k := rotate(proj(model.KProj), cfg.NumKeyValueHeads, "k_rotary")
+	v := proj(model.VProj)
 	out := g.node(microsoftDomain, "GroupQueryAttention",
 		[]string{q, k, v, model.OnnxPastKey(i), model.OnnxPastValue(i), lens[0], lens[1], "", "", "", bias},
 		[]string{"", model.OnnxPresentKey(i), model.OnnxPresentValue(i)},

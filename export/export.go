@@ -70,7 +70,9 @@ type Options struct {
 	// Asymmetric stores a zero point per block; otherwise the zero point is the middle level
 	// (8 for 4 bits, 128 for 8 bits) and is not stored.
 	Asymmetric bool
-	BlockSize  int // values per quantization block along the input dimension (power of two, ≥ 16)
+	// BlockSize is the number of values per quantization block along the input dimension (a power
+	// of two ≥ 16); 0 picks DefaultBlockSize for the bit width.
+	BlockSize int
 	// AccuracyLevel is MatMulNBits' accuracy_level: 0 (unset), 1 fp32, 2 fp16, 3 bf16 or 4 int8
 	// compute. 4 lets ONNX Runtime's CPU kernels quantize activations to int8 per block: on a
 	// TinyLlama-shaped model it decoded int4 1.5× faster than 0, and int8 38× faster (at 0 ONNX
@@ -79,9 +81,13 @@ type Options struct {
 	KeepHead      bool // leave the LM head unquantized
 	// Contrib builds the graph from ONNX Runtime's fused com.microsoft operators (see contrib.go)
 	// instead of standard ONNX operators only.
-	Contrib      bool
-	Opset        int // ONNX opset of the default domain (17–21)
-	ExternalData string
+	Contrib bool
+	// FuseProjections applies the projections that read the same input (q/k/v, gate/up) as one
+	// MatMul or MatMulNBits over their stacked weights, split afterwards. The graph's inputs and
+	// outputs do not change.
+	FuseProjections bool
+	Opset           int // ONNX opset of the default domain (17–21)
+	ExternalData    string
 	// ExternalThreshold is the weight size (bytes) above which ExternalAuto writes external data.
 	ExternalThreshold int64
 }
@@ -91,12 +97,38 @@ func DefaultOptions() Options {
 	return Options{
 		DType:             "float32",
 		Quantize:          QuantNone,
-		BlockSize:         32,
+		BlockSize:         0,
 		AccuracyLevel:     4,
 		Opset:             17,
 		ExternalData:      ExternalAuto,
 		ExternalThreshold: DefaultExternalThreshold,
 	}
+}
+
+// DefaultBlockSize is the quantization block of a plain export for a weight with k inputs: 32
+// values for int4 (llama.cpp's Q4_0 block; larger 4-bit blocks cost accuracy), 128 for int8, whose
+// error stays small with larger blocks and whose ONNX Runtime kernels (accuracy_level 4) ran faster
+// with them on AVX-512 VNNI: a TinyLlama-shaped model decoded 1.2–1.6× (median of each of three A/B
+// runs) and prefilled 1.3–1.5× faster than with block 32 (BENCHMARKS.md). The int8 block never
+// exceeds k (rounded down to a power of two): with a block wider than the row, ONNX Runtime's
+// one-token and many-token kernels disagreed (a cached decode no longer equalled a full recompute).
+func DefaultBlockSize(q Quantization, k int) int {
+	if q != QuantInt8 {
+		return 32
+	}
+	b := 128
+	for b > 16 && b > k {
+		b /= 2
+	}
+	return b
+}
+
+// blockSize is the block size of a weight with k inputs: BlockSize, or DefaultBlockSize when 0.
+func (o Options) blockSize(k int) int {
+	if o.BlockSize == 0 {
+		return DefaultBlockSize(o.Quantize, k)
+	}
+	return o.BlockSize
 }
 
 // Validate reports every bad option at once.
@@ -105,7 +137,8 @@ func (o Options) Validate() error {
 		config.Check(o.DType == "float32" || o.DType == "float16", "dtype", o.DType, "one of float32, float16"),
 		config.Check(o.Quantize == QuantNone || o.Quantize == QuantInt8 || o.Quantize == QuantInt4,
 			"quantize", o.Quantize, "one of none, int8, int4"),
-		config.Check(o.BlockSize >= 16 && o.BlockSize&(o.BlockSize-1) == 0, "block-size", o.BlockSize, "a power of two ≥ 16"),
+		config.Check(o.BlockSize == 0 || o.BlockSize >= 16 && o.BlockSize&(o.BlockSize-1) == 0,
+			"block-size", o.BlockSize, "a power of two ≥ 16, or 0 for the default of the bit width"),
 		config.Check(o.AccuracyLevel >= 0 && o.AccuracyLevel <= 4, "accuracy-level", o.AccuracyLevel, "between 0 and 4"),
 		config.Check(o.Opset >= 17 && o.Opset <= 21, "opset", o.Opset, "between 17 and 21"),
 		config.Check(o.ExternalData == ExternalAuto || o.ExternalData == ExternalAlways || o.ExternalData == ExternalNever,

@@ -2,6 +2,7 @@ package export
 
 import (
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/medassist/medassist/model"
@@ -187,9 +188,10 @@ func (d *decoder) attention(i int, x string, r rope, bias string) string {
 	cfg := d.cfg
 	heads, kvHeads, hd := int64(cfg.NumAttentionHeads), int64(cfg.NumKeyValueHeads), int64(cfg.HeadDim())
 
-	q := d.splitHeads(d.linear(x, i, model.QProj), heads)   // [b, heads, s, hd]
-	k := d.splitHeads(d.linear(x, i, model.KProj), kvHeads) // [b, kv, s, hd]
-	v := d.splitHeads(d.linear(x, i, model.VProj), kvHeads)
+	proj := d.projections(x, i, "qkv_proj", model.QProj, model.KProj, model.VProj)
+	q := d.splitHeads(proj(model.QProj), heads)   // [b, heads, s, hd]
+	k := d.splitHeads(proj(model.KProj), kvHeads) // [b, kv, s, hd]
+	v := d.splitHeads(proj(model.VProj), kvHeads)
 	q = d.applyRotary(q, r, "q_rotary")
 	k = d.applyRotary(k, r, "k_rotary")
 	k = g.node(onnxDomain, "Concat", []string{model.OnnxPastKey(i), k}, []string{model.OnnxPresentKey(i)}, attrInt("axis", 2))[0]
@@ -224,8 +226,8 @@ func (d *decoder) splitHeads(x string, heads int64) string {
 func (d *decoder) mlp(i int, x string) string {
 	g := d.g
 	defer g.push("mlp")()
-	gate := d.linear(x, i, model.GateProj)
-	up := d.linear(x, i, model.UpProj)
+	proj := d.projections(x, i, "gate_up_proj", model.GateProj, model.UpProj)
+	gate, up := proj(model.GateProj), proj(model.UpProj)
 	act := g.op("Mul", gate, g.op("Sigmoid", gate))
 	return d.linear(g.op("Mul", act, up), i, model.DownProj)
 }
@@ -235,6 +237,31 @@ func (d *decoder) linear(x string, i int, p model.Projection) string {
 	defer d.g.push(string(p))()
 	out, in := d.cfg.ProjShape(p)
 	return d.w.linear(x, model.ProjWeight(i, p), out, in)
+}
+
+// projections applies projections ps of layer i, which read the same input x, and returns each
+// one's output by projection: separate nodes, built when asked for (so the graph keeps its order),
+// or with Options.FuseProjections one node named name over their stacked weights whose output is
+// split (fewer, larger kernels, and MatMulNBits quantizes x once instead of once per projection).
+func (d *decoder) projections(x string, i int, name string, ps ...model.Projection) func(model.Projection) string {
+	if !d.opt.FuseProjections {
+		return func(p model.Projection) string { return d.linear(x, i, p) }
+	}
+	g := d.g
+	s := stack{name: model.LayerPrefix(i) + "." + ps[0].Module() + "." + name + ".weight"}
+	sizes := make([]int64, len(ps))
+	var in int
+	for j, p := range ps {
+		var out int
+		out, in = d.cfg.ProjShape(p)
+		s.parts = append(s.parts, model.ProjWeight(i, p))
+		s.rows += out
+		sizes[j] = int64(out)
+	}
+	pop := g.push(name)
+	parts := g.opN("Split", len(ps), []string{d.w.stacked(x, s, in), g.ints(sizes...)}, attrInt("axis", -1))
+	pop()
+	return func(p model.Projection) string { return parts[slices.Index(ps, p)] }
 }
 
 // head projects the final hidden states to vocabulary logits (float32 whatever the dtype).

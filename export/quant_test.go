@@ -228,3 +228,26 @@ func (l quantLayout) zeroPoint(q *quantized, r, b int) int {
 	}
 	return int(zr[b/2]>>(4*(b%2))) & 0xf
 }
+
+// int8 defaults to 128-value blocks, never wider than a weight's row; int4 to 32.
+func TestDefaultBlockSize(t *testing.T) {
+	for _, c := range []struct {
+		q    Quantization
+		k    int
+		want int
+	}{{QuantInt8, 2048, 128}, {QuantInt8, 172, 128}, {QuantInt8, 127, 64}, {QuantInt8, 64, 64}, {QuantInt8, 8, 16},
+		{QuantInt4, 2048, 32}, {QuantInt4, 64, 32}} {
+		if got := DefaultBlockSize(c.q, c.k); got != c.want {
+			t.Errorf("DefaultBlockSize(%s, %d) = %d, want %d", c.q, c.k, got, c.want)
+		}
+	}
+	opt := DefaultOptions()
+	opt.Quantize = QuantInt8
+	if got := opt.blockSize(2048); got != 128 {
+		t.Errorf("default int8 options: block %d, want 128", got)
+	}
+	opt.BlockSize = 32
+	if got := opt.blockSize(2048); got != 32 {
+		t.Errorf("--block-size 32: block %d", got)
+	}
+}

@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -204,6 +205,45 @@ func TestHalfPrecisionSourceWeights(t *testing.T) {
 				if d := testutil.MaxAbsDiff(a[0][pos], b[0][pos]); d != 0 {
 					t.Fatalf("position %d: %s source differs from its float32 widening by %g", pos, dt, d)
 				}
+			}
+		})
+	}
+}
+
+// Fused projections (q/k/v and gate/up as one product each over stacked weights) compute the same
+// model as separate ones: the same logits for float32, int8 and int4 weights (stacking rows changes
+// no quantization block) and for the contrib graph, and a KV cache consistent with a full recompute.
+func TestFusedProjections(t *testing.T) {
+	dir := tinyDir("tiny-gqa3-untied-llama3")
+	ids := loadGolden(t, "testdata/export/tiny-gqa3-untied-llama3/golden.json").Cases[0].IDs
+	for _, c := range []struct {
+		quant   Quantization
+		contrib bool
+	}{{QuantNone, false}, {QuantInt8, false}, {QuantInt4, false}, {QuantNone, true}} {
+		t.Run(fmt.Sprintf("%s-contrib=%v", c.quant, c.contrib), func(t *testing.T) {
+			opt := DefaultOptions()
+			opt.Quantize, opt.Contrib = c.quant, c.contrib
+			separate := openDecoder(t, exportModel(t, dir, opt))
+			opt.FuseProjections = true
+			fusedDir := exportModel(t, dir, opt)
+			listing := graphListing(t, filepath.Join(fusedDir, ModelFile))
+			if !strings.Contains(listing, "qkv_proj") || !strings.Contains(listing, "gate_up_proj") {
+				t.Fatal("the fused graph has no qkv_proj / gate_up_proj node")
+			}
+			fused := openDecoder(t, fusedDir)
+			want, _ := separate.run(t, fullStep(ids), nil)
+			got, _ := fused.run(t, fullStep(ids), nil)
+			var worst float64
+			for pos := range ids {
+				worst = max(worst, testutil.MaxAbsDiff(got[0][pos], want[0][pos]))
+			}
+			_, kv := greedyCompare(t, fused, [][]int64{ids[:5], ids[:9]}, 8)
+			t.Logf("fused vs separate: max |Δlogit| %.2g; KV cache vs full recompute %.2g", worst, kv)
+			if worst > 1e-5 {
+				t.Errorf("fused logits differ from separate projections by %g (> 1e-5)", worst)
+			}
+			if kv > 5e-5 {
+				t.Errorf("KV-cache logits differ from a full recompute by %g (> 5e-5)", kv)
 			}
 		})
 	}

@@ -53,21 +53,66 @@ func (w *weights) tensor(name string) string {
 	info, _ := w.src.Info(name)
 	src, dtype := w.src, w.dtype
 	return w.add("tensor:"+name, &Initializer{Name: name, DType: dtype, Dims: toInt64(info.Shape),
-		Data: func() ([]byte, error) { return convert(src, name, dtype, false) },
+		Data: func() ([]byte, error) { return convert(src, name, dtype) },
 		Done: func() { releasePages(src, name) }})
 }
 
 // linear applies weight name (Hugging Face layout [out, in]) to x: y = x·Wᵀ, a MatMul with the
 // transposed weight, or MatMulNBits with the blockwise-quantized weight.
 func (w *weights) linear(x, name string, out, in int) string {
-	if w.quantizes(name) {
-		return w.matMulNBits(x, name, out, in)
+	return w.stacked(x, stack{name: name, parts: []string{name}, rows: out}, in)
+}
+
+// stack is one or more weights [rows_i, in] stacked along their output rows into one matrix, named
+// name: the projections that read the same input, applied by one MatMul (or MatMulNBits) node.
+// Stacking rows changes no quantization block (blocks run along the input dimension).
+type stack struct {
+	name  string
+	parts []string
+	rows  int // the sum of the parts' rows
+}
+
+// read returns the stacked weights as float32 [rows, in]: a view of the mapped file for one float32
+// part, else a copy; the parts' pages are released once read.
+func (s stack) read(src *model.Weights) ([]float32, error) {
+	if len(s.parts) == 1 {
+		return readFloat32(src, s.parts[0])
+	}
+	var all []float32
+	for _, p := range s.parts {
+		f, err := readFloat32(src, p)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, f...)
+		releasePages(src, p)
+	}
+	return all, nil
+}
+
+// release gives back the pages of every part.
+func (s stack) release(src *model.Weights) {
+	for _, p := range s.parts {
+		releasePages(src, p)
+	}
+}
+
+// stacked applies the weight stack s to x: y = x·Sᵀ, [.., s.rows].
+func (w *weights) stacked(x string, s stack, in int) string {
+	if w.quantizes(s.parts[0]) {
+		return w.matMulNBits(x, s, in)
 	}
 	src, dtype := w.src, w.dtype
-	wt := w.add("transposed:"+name, &Initializer{
-		Name: name + transposedSuffix, DType: dtype, Dims: []int64{int64(in), int64(out)},
-		Data: func() ([]byte, error) { return convert(src, name, dtype, true) },
-		Done: func() { releasePages(src, name) },
+	wt := w.add("transposed:"+s.name, &Initializer{
+		Name: s.name + transposedSuffix, DType: dtype, Dims: []int64{int64(in), int64(s.rows)},
+		Data: func() ([]byte, error) {
+			f, err := s.read(src)
+			if err != nil {
+				return nil, err
+			}
+			return floatBytes(transpose2D(f, s.rows, in), dtype), nil
+		},
+		Done: func() { s.release(src) },
 	})
 	return w.g.op("MatMul", x, wt)
 }
@@ -85,19 +130,20 @@ func (w *weights) quantizes(name string) bool {
 	return true
 }
 
-// matMulNBits is the com.microsoft MatMulNBits node for a quantized weight [out, in].
-func (w *weights) matMulNBits(x, name string, out, in int) string {
-	l := quantLayout{rows: out, cols: in, bits: w.opt.Quantize.Bits(), block: w.opt.BlockSize, asymmetric: w.opt.Asymmetric}
+// matMulNBits is the com.microsoft MatMulNBits node for the quantized weight stack s [rows, in].
+func (w *weights) matMulNBits(x string, s stack, in int) string {
+	name, out := s.name, s.rows
+	l := quantLayout{rows: out, cols: in, bits: w.opt.Quantize.Bits(), block: w.opt.blockSize(in), asymmetric: w.opt.Asymmetric}
 	quantOf := func() (*quantized, error) {
 		if w.last != nil && w.last.name == name {
 			return w.last.q, nil
 		}
-		f, err := readFloat32(w.src, name)
+		f, err := s.read(w.src)
 		if err != nil {
 			return nil, err
 		}
 		w.last = &quantCache{name: name, q: l.quantize(f)}
-		releasePages(w.src, name)
+		s.release(w.src)
 		return w.last.q, nil
 	}
 	part := func(get func(*quantized) []byte) func() ([]byte, error) {
@@ -133,25 +179,18 @@ func (w *weights) matMulNBits(x, name string, out, in int) string {
 	return w.g.domainOpN(microsoftDomain, "MatMulNBits", 1, inputs, attrs...)[0]
 }
 
-// convert reads tensor name as float32 and returns it as dtype bytes, transposed ([out, in] →
-// [in, out]) when asked.
-func convert(src *model.Weights, name string, dtype DType, transpose bool) ([]byte, error) {
+// convert reads tensor name as float32 and returns it as dtype bytes.
+func convert(src *model.Weights, name string, dtype DType) ([]byte, error) {
 	info, ok := src.Info(name)
 	if !ok {
 		return nil, fmt.Errorf("tensor %s not found in the weights", name)
 	}
-	if !transpose && dtype == Float32 && info.DType == model.F32 {
+	if dtype == Float32 && info.DType == model.F32 {
 		return src.Bytes(name) // already in the right layout: write the mapped bytes directly
 	}
 	f, err := readFloat32(src, name)
 	if err != nil {
 		return nil, err
-	}
-	if transpose {
-		if len(info.Shape) != 2 {
-			return nil, fmt.Errorf("tensor %s: shape %v is not a matrix", name, info.Shape)
-		}
-		f = transpose2D(f, info.Shape[0], info.Shape[1])
 	}
 	return floatBytes(f, dtype), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -17,18 +18,19 @@ import (
 
 // exportConfig is the configuration of `medassist export`.
 type exportConfig struct {
-	Model         string `koanf:"model" help:"Hugging Face layout model dir (config.json, model.safetensors or shards): a Llama decoder, or a BERT encoder such as sentence-transformers' all-MiniLM-L6-v2 (float32, standard operators, mean pooling + normalisation as output sentence_embedding)"`
-	Out           string `koanf:"out" help:"output dir: model.onnx (+ model.onnx.data), config and tokenizer files"`
-	DType         string `koanf:"dtype" help:"weights, activations and KV cache: float32 or float16 (logits are always float32)"`
-	Quantize      string `koanf:"quantize" help:"weight-only quantization of the linear layers (com.microsoft MatMulNBits): none, int8 or int4"`
-	Asymmetric    bool   `koanf:"asymmetric" help:"store a zero point per quantization block (default: symmetric, zero point 8 / 128)"`
-	BlockSize     int    `koanf:"block-size" help:"weights per quantization block along the input dimension (power of two ≥ 16)"`
-	AccuracyLevel int    `koanf:"accuracy-level" help:"MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 activations (fastest on CPU)"`
-	KeepHead      bool   `koanf:"keep-head" help:"leave the LM head unquantized"`
-	Opset         int    `koanf:"opset" help:"ONNX opset of the default domain (17–21)"`
-	ExternalData  string `koanf:"external-data" help:"weights in model.onnx.data: auto (above 256 MiB), always or never"`
-	Progress      bool   `koanf:"progress" help:"show a progress bar on stderr"`
-	Contrib       bool   `koanf:"contrib" help:"use ONNX Runtime's fused com.microsoft operators (GroupQueryAttention, RotaryEmbedding, SkipSimplifiedLayerNormalization): faster, ONNX Runtime only"`
+	Model           string `koanf:"model" help:"Hugging Face layout model dir (config.json, model.safetensors or shards): a Llama decoder, or a BERT encoder such as sentence-transformers' all-MiniLM-L6-v2 (float32, standard operators, mean pooling + normalisation as output sentence_embedding)"`
+	Out             string `koanf:"out" help:"output dir: model.onnx (+ model.onnx.data), config and tokenizer files"`
+	DType           string `koanf:"dtype" help:"weights, activations and KV cache: float32 or float16 (logits are always float32)"`
+	Quantize        string `koanf:"quantize" help:"weight-only quantization of the linear layers (com.microsoft MatMulNBits): none, int8 or int4"`
+	Asymmetric      bool   `koanf:"asymmetric" help:"store a zero point per quantization block (default: symmetric, zero point 8 / 128)"`
+	BlockSize       int    `koanf:"block-size" help:"weights per quantization block along the input dimension (power of two ≥ 16; 0: 32 for int4, 128 for int8)"`
+	AccuracyLevel   int    `koanf:"accuracy-level" help:"MatMulNBits accuracy_level: 0 unset, 1 fp32, 2 fp16, 3 bf16, 4 int8 activations (fastest on CPU)"`
+	KeepHead        bool   `koanf:"keep-head" help:"leave the LM head unquantized"`
+	Opset           int    `koanf:"opset" help:"ONNX opset of the default domain (17–21)"`
+	ExternalData    string `koanf:"external-data" help:"weights in model.onnx.data: auto (above 256 MiB), always or never"`
+	Progress        bool   `koanf:"progress" help:"show a progress bar on stderr"`
+	Contrib         bool   `koanf:"contrib" help:"use ONNX Runtime's fused com.microsoft operators (GroupQueryAttention, RotaryEmbedding, SkipSimplifiedLayerNormalization): faster, ONNX Runtime only"`
+	FuseProjections bool   `koanf:"fuse-projections" help:"apply q/k/v and gate/up as one matrix product each over their stacked weights (same inputs and outputs)"`
 }
 
 func defaultExportConfig() exportConfig {
@@ -45,6 +47,7 @@ func (c exportConfig) options() export.Options {
 	o.DType, o.Quantize, o.Asymmetric = c.DType, export.Quantization(c.Quantize), c.Asymmetric
 	o.BlockSize, o.AccuracyLevel, o.KeepHead = c.BlockSize, c.AccuracyLevel, c.KeepHead
 	o.Opset, o.ExternalData, o.Contrib = c.Opset, c.ExternalData, c.Contrib
+	o.FuseProjections = c.FuseProjections
 	return o
 }
 
@@ -117,7 +120,11 @@ func printExportSummary(w io.Writer, s *export.Summary) {
 		if o.KeepHead {
 			head = "head kept"
 		}
-		quant = fmt.Sprintf("%s (MatMulNBits, block %d, %s, accuracy_level %d, %s)", quant, o.BlockSize, scheme, o.AccuracyLevel, head)
+		block := fmt.Sprint(o.BlockSize)
+		if o.BlockSize == 0 {
+			block = fmt.Sprintf("%d (default)", export.DefaultBlockSize(o.Quantize, math.MaxInt))
+		}
+		quant = fmt.Sprintf("%s (MatMulNBits, block %s, %s, accuracy_level %d, %s)", quant, block, scheme, o.AccuracyLevel, head)
 	}
 	fmt.Fprintf(w, "  storage:  %s, quantize %s\n", o.DType, quant)
 	var opsets []string
@@ -131,6 +138,9 @@ func printExportSummary(w io.Writer, s *export.Summary) {
 	kind := "standard ONNX operators"
 	if o.Contrib {
 		kind = "ONNX Runtime contrib operators"
+	}
+	if o.FuseProjections {
+		kind += ", fused q/k/v and gate/up projections"
 	}
 	fmt.Fprintf(w, "  graph:    %d nodes (%s), %d initializers, opsets %s\n", s.Nodes, kind, s.Initializers, strings.Join(opsets, ", "))
 	fmt.Fprintf(w, "  %s %s\n", export.ModelFile, exportSize(s.ModelBytes))
