@@ -109,7 +109,7 @@ func cachedVersusRecompute(t *testing.T, e *Engine, prompts [][]int, steps int, 
 				t.Fatalf("row %d step %d (length %d): cached logits differ from recompute by %.2e (limit %.0e)", r, step, len(s), d, limit)
 			}
 			worst = max(worst, d)
-			next[r] = testutil.Argmax(want)
+			next[r] = generation.Argmax(want)
 			seqs[r] = append(seqs[r], next[r])
 		}
 		if step < steps {
@@ -418,7 +418,7 @@ func cachedVersusRecomputeTol(t *testing.T, e *Engine, prompts [][]int, steps in
 			t.Fatalf("length %d: cached differs from recompute by %.2e (limit %v)", len(seq), d, limit)
 		}
 		worst = max(worst, d)
-		next := testutil.Argmax(full[0][len(seq)-1])
+		next := generation.Argmax(full[0][len(seq)-1])
 		seq = append(seq, next)
 		if logits, err = b.Decode(context.Background(), []int{next}); err != nil {
 			t.Fatal(err)

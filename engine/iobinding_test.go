@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/medassist/medassist/export"
+	"github.com/medassist/medassist/generation"
 	"github.com/medassist/medassist/internal/testutil"
 )
 
@@ -59,7 +60,7 @@ func TestDeviceKVCache(t *testing.T) {
 				l, err := b.Append(context.Background(), [][]int{c.IDs})
 				for step := 0; err == nil && step < 20; step++ {
 					logits[i] = append(logits[i], append([]float32(nil), l[0]...))
-					next := testutil.Argmax(l[0])
+					next := generation.Argmax(l[0])
 					ids[i] = append(ids[i], next)
 					l, err = b.Decode(context.Background(), []int{next})
 				}

@@ -10,6 +10,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/medassist/medassist/export"
+	"github.com/medassist/medassist/generation"
 	"github.com/medassist/medassist/internal/testutil"
 )
 
@@ -61,7 +62,7 @@ func BenchmarkDecodeStepPreallocated(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		if logits, err = batch.Decode(ctx, []int{testutil.Argmax(logits[0])}); err != nil {
+		if logits, err = batch.Decode(ctx, []int{generation.Argmax(logits[0])}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -105,7 +106,7 @@ func BenchmarkDecodeStepORTAllocated(b *testing.B) {
 			v.Destroy()
 		}
 		logits := out[0].(*ort.Tensor[float32]).GetData()
-		next := testutil.Argmax(logits[len(logits)-lay.vocab:])
+		next := generation.Argmax(logits[len(logits)-lay.vocab:])
 		out[0].Destroy()
 		copy(past, out[1:])
 		n += len(ids)
@@ -162,13 +163,13 @@ func BenchmarkDecodeStepHostVersusDevice(b *testing.B) {
 			i := (n + j) % 2 // alternate which goes first
 			start := time.Now()
 			var err error
-			if logits[i], err = batches[i].Decode(ctx, []int{testutil.Argmax(logits[i][0])}); err != nil {
+			if logits[i], err = batches[i].Decode(ctx, []int{generation.Argmax(logits[i][0])}); err != nil {
 				b.Fatal(err)
 			}
 			dt[i] = float64(time.Since(start).Microseconds()) / 1000
 			times[i] = append(times[i], dt[i])
 		}
-		if testutil.Argmax(logits[0][0]) != testutil.Argmax(logits[1][0]) {
+		if generation.Argmax(logits[0][0]) != generation.Argmax(logits[1][0]) {
 			b.Fatalf("step %d: host and device caches chose different tokens", n)
 		}
 		ratios = append(ratios, dt[1]/dt[0])

@@ -3,6 +3,7 @@ package export
 import (
 	"testing"
 
+	"github.com/medassist/medassist/generation"
 	"github.com/medassist/medassist/internal/testutil"
 )
 
@@ -71,7 +72,7 @@ func greedyCompare(t *testing.T, dec *decoderSession, seqs [][]int64, steps int)
 	for s := 0; s < steps; s++ {
 		var next step
 		for r := range seqs {
-			tok := int64(testutil.Argmax(last[r]))
+			tok := int64(generation.Argmax(last[r]))
 			gen[r] = append(gen[r], tok)
 			b.ids[r] = append(b.ids[r], tok)
 			b.mask[r] = append(b.mask[r], 1)
@@ -156,7 +157,7 @@ func greedy(t *testing.T, dec *decoderSession, ids []int64, n int) []int64 {
 	var gen []int64
 	eos := dec.cfg.EOSTokenIDs()
 	for len(gen) < n {
-		tok := int64(testutil.Argmax(last))
+		tok := int64(generation.Argmax(last))
 		gen = append(gen, tok)
 		if len(eos) > 0 && tok == int64(eos[0]) {
 			break

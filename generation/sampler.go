@@ -41,7 +41,7 @@ func (s *Sampler) Next(logits []float32, history []int) int {
 	s.load(logits)
 	s.penalise(history)
 	if s.s.Greedy() {
-		return argmax(s.logits)
+		return Argmax(s.logits)
 	}
 	s.candidates()
 	s.softmax()
@@ -84,8 +84,8 @@ func (s *Sampler) penalise(history []int) {
 	}
 }
 
-// argmax is the first index of the largest value (torch.argmax's tie rule).
-func argmax(v []float64) int {
+// Argmax is the first index of the largest value (torch.argmax's tie rule).
+func Argmax[T float32 | float64](v []T) int {
 	best := 0
 	for i, x := range v {
 		if x > v[best] {

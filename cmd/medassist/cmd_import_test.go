@@ -15,6 +15,7 @@ import (
 
 	"github.com/medassist/medassist/engine"
 	"github.com/medassist/medassist/export"
+	"github.com/medassist/medassist/generation"
 	"github.com/medassist/medassist/internal/testutil"
 	"github.com/medassist/medassist/model"
 )
@@ -178,8 +179,8 @@ func checkLogits(t *testing.T, dir, ortLib string, g *smolGolden) {
 			}
 			d := testutil.MaxAbsDiff(got, want.Values)
 			worst = max(worst, d)
-			if d > logitTolerance || testutil.Argmax(row) != want.Argmax {
-				t.Errorf("%q position %d: max |Δ| %.3g, argmax %d (transformers %d)", c.Prompt, p, d, testutil.Argmax(row), want.Argmax)
+			if d > logitTolerance || generation.Argmax(row) != want.Argmax {
+				t.Errorf("%q position %d: max |Δ| %.3g, argmax %d (transformers %d)", c.Prompt, p, d, generation.Argmax(row), want.Argmax)
 			}
 		}
 	}

@@ -107,14 +107,3 @@ func MaxAbsDiff(a, b []float32) float64 {
 	}
 	return worst
 }
-
-// Argmax is the first index of the largest value (torch.argmax's tie rule).
-func Argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
-}
