@@ -36,13 +36,15 @@ func readmeBlock(t *testing.T) string {
 }
 
 // TestReadmeQuickStart clones the repository next to ../shared and runs the README's quick-start block
-// verbatim: make run on stories260K (train → merge → export → eval), serve, and one chat request.
+// verbatim: make run on SmolLM2's GGUF file (import → train → merge → export → eval), serve, and one
+// chat request.
 func TestReadmeQuickStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole pipeline")
 	}
-	shared := testutil.Stories260K(t)
+	gguf := testutil.SmolLM2GGUF(t)
 	testutil.Flashcards(t)
+	testutil.MiniLM(t)
 	testutil.ORTLibrary(t)
 	if _, err := exec.LookPath("git"); err != nil {
 		testutil.Missing(t, "git not found")
@@ -59,7 +61,7 @@ func TestReadmeQuickStart(t *testing.T) {
 	run(t, tmp, "git", "clone", "-q", root, repo)
 	// The clone sits beside a "shared" folder, like the checkout does, and reuses the native
 	// libraries `make setup` already installed (the clone's own setup then finds them present).
-	must(t, os.Symlink(filepath.Dir(filepath.Dir(shared)), filepath.Join(tmp, "shared")))
+	must(t, os.Symlink(filepath.Dir(filepath.Dir(filepath.Dir(gguf))), filepath.Join(tmp, "shared")))
 	must(t, os.Symlink(filepath.Join(root, ".cache"), filepath.Join(repo, ".cache")))
 
 	script := "set -euo pipefail\n" + readmeBlock(t)
