@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/medassist/medassist/assets"
 	"github.com/medassist/medassist/eval"
 	"github.com/medassist/medassist/internal/testutil"
 	"github.com/medassist/medassist/train/data"
@@ -86,8 +87,8 @@ func TestEvalCommand(t *testing.T) {
 	if res.NExamples != 4 || len(res.Samples) != 4 || res.Split.ValExamples != 8 || res.Split.ScoredExamples != 8 {
 		t.Errorf("n_examples %d, samples %d, split %+v", res.NExamples, len(res.Samples), res.Split)
 	}
-	if len(res.Manual) != 10 {
-		t.Errorf("%d manual prompts, want the 10 built-in ones", len(res.Manual))
+	if want := len(assets.EvalPrompts()); len(res.Manual) != want || want < 10 {
+		t.Errorf("%d manual prompts, want the %d built-in ones (at least 10)", len(res.Manual), want)
 	}
 	base, fine := *res.Perplexity.Base, res.Perplexity.FineTuned
 	rel := math.Abs(base-fine) / fine
