@@ -12,25 +12,32 @@
 #      (medassist bench --device cuda --kv-cache device): tokens/s, and the HBM floor for decode =
 #      bytes of weights read per token / the card's memory bandwidth;
 #   6. the serving load test (bench/serve.sh, bench/loadtest) on the int4 export on CUDA, 8 clients;
-#   7. $OUT/gpu.json (every number) and $OUT/gpu.md (a Markdown table for BENCHMARKS.md).
+#   7. the SmolLM2 flashcards job end to end on the GPU (scripts/run.sh: import the GGUF file, the seed
+#      job's sweep assets/sweeps/smollm2.yaml on xla:cuda, merge, exports, eval on ONNX Runtime's CUDA
+#      provider), at most SMOL_TIMEOUT seconds (default 240; a rerun resumes where it stopped);
+#   8. $OUT/gpu.json (every number) and $OUT/gpu.md (a Markdown table for BENCHMARKS.md).
 # Any missing piece or failed step stops the run with a message naming it (set -e, `need`).
 #
 #   bench/gpu.sh                 # on a GPU machine
 #   DRY_RUN=1 bench/gpu.sh       # anywhere: setup, build and the checks up to the GPU
 #   PEAK_TFLOPS=495 HBM_GBPS=3350 bench/gpu.sh   # a card not in the table below
 #
-# OUT (default out/bench/gpu/<time>), STEPS (default "train onnx serve"), DURATION of the load test
+# OUT (default out/bench/gpu/<time>), STEPS (default "train onnx serve smollm2"), DURATION of the load test
 # (default 30s), NATIVE (make's install folder). Setup needs PyPI (and the Go module proxy for the build) reachable from the machine.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 OUT=${OUT:-$root/out/bench/gpu/$(date -u +%Y%m%dT%H%M%SZ)}
-STEPS=${STEPS:-train onnx serve}
+STEPS=${STEPS:-train onnx serve smollm2}
 DURATION=${DURATION:-30s}
+SMOL_TIMEOUT=${SMOL_TIMEOUT:-240}
+SMOL_GGUF=${SMOL_GGUF:-}
 export NATIVE=${NATIVE:-$root/.cache/native} # make's install folder (NATIVE=DIR installs elsewhere)
 native=$NATIVE
 SHARED=${MEDASSIST_SHARED:-$root/../shared}
 TL_CONFIG=$SHARED/models/tinyllama-1.1b-chat-v1.0
+SMOL_GGUF=${SMOL_GGUF:-$SHARED/models/smollm2-135m-instruct-gguf/SmolLM2-135M-Instruct.Q4_1.gguf}
+FLASHCARDS=${FLASHCARDS:-$SHARED/data/medical_flashcards/flashcards.jsonl}
 MODELS=$OUT/models
 mkdir -p "$OUT" "$MODELS"
 t0=$(date +%s)
@@ -111,6 +118,16 @@ for step in $STEPS; do
       say "serving load test (int4 export on CUDA, $DURATION)"
       DEVICE=cuda ONNX_DIR=$MODELS/tl-int4 DURATION=$DURATION OUT=$OUT/serve bench/serve.sh >"$OUT/serve.log" 2>&1 ||
         die "the load test failed (see $OUT/serve.log)" ;;
+    smollm2)
+      say "SmolLM2 flashcards job end to end on the GPU (assets/sweeps/smollm2.yaml, at most ${SMOL_TIMEOUT}s)"
+      [ -s "$SMOL_GGUF" ] || die "no SmolLM2 GGUF file at $SMOL_GGUF (set SMOL_GGUF)"
+      [ -s "$FLASHCARDS" ] || die "no flashcards at $FLASHCARDS (set FLASHCARDS)"
+      s0=$(date +%s)
+      BASE=$SMOL_GGUF DATA=$FLASHCARDS SWEEP=$root/assets/sweeps/smollm2.yaml OUT=$OUT/smollm2 \
+        MEDASSIST_BACKEND=xla:cuda MEDASSIST_DEVICE=cuda timeout "$SMOL_TIMEOUT" scripts/run.sh \
+        >"$OUT/smollm2.log" 2>&1 || die "the SmolLM2 job failed or ran past ${SMOL_TIMEOUT}s (see $OUT/smollm2.log; a rerun with the same OUT resumes)"
+      jq --argjson wall $(($(date +%s) - s0)) '{wall_s: $wall, perplexity, rouge, training}' \
+        "$OUT/smollm2/evaluation_results.json" >"$OUT/smollm2.json" ;;
     *) die "unknown step $step" ;;
   esac
 done
