@@ -7,7 +7,7 @@ export CGO_ENABLED := 1
 export CGO_LDFLAGS := -L$(NATIVE)/lib
 export GOEXPERIMENT := simd
 GO ?= go
-TEST_TIMEOUT ?= 25m
+TEST_TIMEOUT ?= 30m
 
 .PHONY: all setup build run test test-large bench container-test lint fmt clean
 

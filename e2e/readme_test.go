@@ -65,7 +65,7 @@ func TestReadmeQuickStart(t *testing.T) {
 	must(t, os.Symlink(filepath.Join(root, ".cache"), filepath.Join(repo, ".cache")))
 
 	script := "set -euo pipefail\n" + readmeBlock(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script)
 	cmd.Dir = repo
