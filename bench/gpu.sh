@@ -31,7 +31,6 @@ OUT=${OUT:-$root/out/bench/gpu/$(date -u +%Y%m%dT%H%M%SZ)}
 STEPS=${STEPS:-train onnx serve smollm2}
 DURATION=${DURATION:-30s}
 SMOL_TIMEOUT=${SMOL_TIMEOUT:-240}
-SMOL_GGUF=${SMOL_GGUF:-}
 export NATIVE=${NATIVE:-$root/.cache/native} # make's install folder (NATIVE=DIR installs elsewhere)
 native=$NATIVE
 SHARED=${MEDASSIST_SHARED:-$root/../shared}

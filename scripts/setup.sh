@@ -27,7 +27,7 @@ set -euo pipefail
 ORT_VERSION=${ORT_VERSION:-1.30.0}
 TOKENIZERS_VERSION=${TOKENIZERS_VERSION:-v1.22.1}
 # XLA CPU plugin: the gomlx/pjrt-cpu-binaries release the go-xla in go.mod was tested against, else a
-# PyPI wheel carrying the same plugin (it trains the stories260K job at PyTorch's speed).
+# PyPI wheel carrying the same plugin (it trains the stories260K job at 0.85–0.97× PyTorch's speed).
 XLA_CPU_RELEASE=${XLA_CPU_RELEASE:-v0.114.0}
 XLA_CPU_WHEEL=${XLA_CPU_WHEEL:-lammps-jax-pjrt-cpu==0.11.2}
 # CUDA: the CUDA PJRT plugin of the JAX release current with the go-xla in go.mod (it loads with it;
