@@ -200,9 +200,9 @@ func (g *Guard) judge(text, prev, question string, memo map[string][]float32) Ve
 	}
 	// A follow-up is an emergency only read with the turns before it ("45, and I smoke" answering
 	// "how old are you?" is not); its domain is the average of both readings ("and for kids?").
-	p := g.head.Probs(embs[0])
+	p := g.head.Probs(texts[0], embs[0])
 	if followUp {
-		alone, with := p, g.head.Probs(embs[1])
+		alone, with := p, g.head.Probs(texts[1], embs[1])
 		for k := range p {
 			p[k] = (alone[k] + with[k]) / 2
 		}

@@ -14,7 +14,7 @@ func Train(emb Embedder, items []Item, opt TrainOptions) (*Head, CrossValidation
 	if err != nil {
 		return nil, CrossValidation{}, fmt.Errorf("guard train: %w", err)
 	}
-	return TrainHead(xs, ys, opt)
+	return TrainHead(texts, xs, ys, opt)
 }
 
 // embedBatches embeds texts n at a time.

@@ -31,9 +31,10 @@ func classOf(label string) int {
 	return -1
 }
 
-// Head is the classifier on top of the sentence embeddings: the average of a linear softmax and a
-// nearest-neighbour vote over the training embeddings (kept as int8), each a distribution over
-// emergency, medical and nonmedical, with the two thresholds the training's cross-validation chose.
+// Head is the classifier: on the sentence embedding, the average of a linear softmax and a
+// nearest-neighbour vote over the training embeddings (kept as int8); on the words, a linear softmax
+// (Words); the two readings averaged into one distribution over emergency, medical and nonmedical,
+// with the two thresholds the training's cross-validation chose.
 type Head struct {
 	Dim    int
 	W, B   []float32 // numClasses×Dim, numClasses: the linear softmax
@@ -46,15 +47,21 @@ type Head struct {
 	// OffTopicThreshold: p(nonmedical) / (p(medical) + p(nonmedical)) at or above it makes a
 	// message that is not an emergency out of domain.
 	OffTopicThreshold float32
+	Words             *Words
 }
 
-// Probs is the head's distribution over the classes for one embedding.
-func (h *Head) Probs(x []float32) [numClasses]float64 {
+// wordsShare is the words' share of the head's distribution, the embedding's being the rest (chosen
+// on the corpus' out-of-fold figures, GUARD.md "Training").
+const wordsShare = 0.5
+
+// Probs is the head's distribution over the classes for text and its embedding x.
+func (h *Head) Probs(text string, x []float32) [numClasses]float64 {
 	lin := h.linear(toFloat64(x))
 	nn := h.neighbours(x)
+	w := h.Words.Probs(text)
 	var p [numClasses]float64
 	for k := range p {
-		p[k] = (lin[k] + nn[k]) / 2
+		p[k] = (1-wordsShare)*(lin[k]+nn[k])/2 + wordsShare*w[k]
 	}
 	return p
 }
@@ -189,16 +196,22 @@ func offTopic(p [numClasses]float64) float64 {
 // headMagic starts the head's file; the version after it changes with the layout.
 const (
 	headMagic   = "MAGH"
-	headVersion = 2
+	headVersion = 3
 )
 
 // MarshalBinary writes the head, little endian: magic, version, dim, classes, K, memory size,
-// thresholds, the linear weights and biases, then the memory's labels, scales and int8 values.
+// thresholds, the linear weights and biases, the memory's labels, scales and int8 values, then the
+// words: training texts, feature count, feature ids, idfs, weights and biases.
 func (h *Head) MarshalBinary() ([]byte, error) {
+	if h.Words == nil {
+		return nil, errors.New("guard head: no word reader")
+	}
 	var b bytes.Buffer
 	b.WriteString(headMagic)
 	hdr := []uint32{headVersion, uint32(h.Dim), numClasses, uint32(h.K), uint32(len(h.Labels))}
-	for _, v := range []any{hdr, []float32{h.EmergencyThreshold, h.OffTopicThreshold}, h.W, h.B, h.Labels, h.Scales, h.Memory} {
+	w := h.Words
+	for _, v := range []any{hdr, []float32{h.EmergencyThreshold, h.OffTopicThreshold}, h.W, h.B, h.Labels, h.Scales, h.Memory,
+		[]uint32{w.Docs, uint32(len(w.IDs))}, w.IDs, w.IDF, w.W, w.B[:]} {
 		_ = binary.Write(&b, binary.LittleEndian, v)
 	}
 	return b.Bytes(), nil
@@ -230,6 +243,21 @@ func (h *Head) UnmarshalBinary(data []byte) error {
 		}
 	}
 	h.EmergencyThreshold, h.OffTopicThreshold = thr[0], thr[1]
+	var wh [2]uint32
+	if err := binary.Read(r, binary.LittleEndian, &wh); err != nil {
+		return fmt.Errorf("guard head: truncated: %w", err)
+	}
+	if int64(wh[1])*(8+4*numClasses) > int64(r.Len()) {
+		return fmt.Errorf("guard head: %d word features do not fit in %d bytes", wh[1], r.Len())
+	}
+	w := &Words{Docs: wh[0], IDs: make([]uint32, wh[1]), IDF: make([]float32, wh[1]), W: make([]float32, int(wh[1])*numClasses)}
+	for _, v := range []any{w.IDs, w.IDF, w.W, w.B[:]} {
+		if err := binary.Read(r, binary.LittleEndian, v); err != nil {
+			return fmt.Errorf("guard head: truncated: %w", err)
+		}
+	}
+	w.buildIndex()
+	h.Words = w
 	if r.Len() != 0 {
 		return fmt.Errorf("guard head: %d bytes after the weights", r.Len())
 	}

@@ -24,6 +24,11 @@ type TrainOptions struct {
 	// RefuseCost is how much worse refusing a health question is than answering an off-topic one;
 	// the off-topic threshold minimises the out-of-fold cost.
 	RefuseCost float64
+	// WordEpochs, WordLearningRate and WordL2 train the word reader (Words) as the three above
+	// train the embedding's linear part.
+	WordEpochs       int
+	WordLearningRate float64
+	WordL2           float64
 	// GroupCosine: examples this similar (embedding cosine, and any chain of such pairs) share a
 	// fold, so that a paraphrase in another fold does not flatter the cross-validation; 0 deals
 	// every example on its own.
@@ -32,7 +37,8 @@ type TrainOptions struct {
 
 // DefaultTrainOptions are the options of the committed head.
 var DefaultTrainOptions = TrainOptions{Neighbours: 3, Epochs: 40, Batch: 32, LearningRate: 0.003, L2: 1e-4,
-	Seed: 20261207, Folds: 5, EmergencyRecall: 0.98, RefuseCost: 1.5, GroupCosine: 0.9}
+	Seed: 20261207, Folds: 5, EmergencyRecall: 0.98, RefuseCost: 1.5, GroupCosine: 0.9,
+	WordEpochs: 20, WordLearningRate: 0.01, WordL2: 1e-5}
 
 // CrossValidation reports the out-of-fold results that chose the thresholds.
 type CrossValidation struct {
@@ -42,11 +48,11 @@ type CrossValidation struct {
 	OffTopicThreshold  float64
 }
 
-// TrainHead trains the head on embeddings xs with classes ys: cross-validation first (the
-// thresholds come from the out-of-fold probabilities), then one model on everything.
-func TrainHead(xs [][]float32, ys []int, opt TrainOptions) (*Head, CrossValidation, error) {
-	if len(xs) != len(ys) || len(xs) == 0 {
-		return nil, CrossValidation{}, fmt.Errorf("guard train: %d embeddings and %d labels", len(xs), len(ys))
+// TrainHead trains the head on texts, their embeddings xs and classes ys: cross-validation first
+// (the thresholds come from the out-of-fold probabilities), then one model on everything.
+func TrainHead(texts []string, xs [][]float32, ys []int, opt TrainOptions) (*Head, CrossValidation, error) {
+	if len(xs) != len(ys) || len(texts) != len(ys) || len(xs) == 0 {
+		return nil, CrossValidation{}, fmt.Errorf("guard train: %d texts, %d embeddings and %d labels", len(texts), len(xs), len(ys))
 	}
 	var count [numClasses]int
 	for _, y := range ys {
@@ -63,24 +69,25 @@ func TrainHead(xs [][]float32, ys []int, opt TrainOptions) (*Head, CrossValidati
 	oof := make([][numClasses]float64, len(xs))
 	fold := foldsOf(groupsOf(xs, opt.GroupCosine), opt.Folds, opt.Seed)
 	for f := 0; f < opt.Folds; f++ {
+		var trT []string
 		var trX [][]float32
 		var trY []int
 		for i := range xs {
 			if fold[i] != f {
-				trX, trY = append(trX, xs[i]), append(trY, ys[i])
+				trT, trX, trY = append(trT, texts[i]), append(trX, xs[i]), append(trY, ys[i])
 			}
 		}
-		h := fit(trX, trY, opt, opt.Seed+uint64(f)+1)
+		h := fit(trT, trX, trY, opt, opt.Seed+uint64(f)+1)
 		for i := range xs {
 			if fold[i] == f {
-				oof[i] = h.Probs(xs[i])
+				oof[i] = h.Probs(texts[i], xs[i])
 			}
 		}
 	}
 	cv := CrossValidation{Examples: len(xs)}
 	cv.EmergencyThreshold = emergencyThreshold(oof, ys, opt.EmergencyRecall)
 	cv.OffTopicThreshold = offTopicThreshold(oof, ys, cv.EmergencyThreshold, opt.RefuseCost)
-	h := fit(xs, ys, opt, opt.Seed)
+	h := fit(texts, xs, ys, opt, opt.Seed)
 	h.EmergencyThreshold, h.OffTopicThreshold = float32(cv.EmergencyThreshold), float32(cv.OffTopicThreshold)
 	var right [numClasses]int
 	for i, p := range oof {
@@ -222,23 +229,16 @@ func offTopicThreshold(oof [][numClasses]float64, ys []int, emergThr, refuseCost
 	return math.Round(best*100) / 100
 }
 
-// fit trains the linear part by mini-batch Adam on the class-balanced softmax cross-entropy and
-// remembers xs for the neighbour vote.
-func fit(xs [][]float32, ys []int, opt TrainOptions, seed uint64) *Head {
+// fit trains the embedding's linear part by mini-batch Adam on the class-balanced softmax
+// cross-entropy, remembers xs for the neighbour vote and trains the word reader on texts.
+func fit(texts []string, xs [][]float32, ys []int, opt TrainOptions, seed uint64) *Head {
 	dim := len(xs[0])
 	h := &Head{Dim: dim, W: make([]float32, numClasses*dim), B: make([]float32, numClasses)}
 	src := splitmix.Source(seed)
 	initWeights(h.W, dim, &src)
 	params := [][]float32{h.W, h.B}
 	ad := newAdam(params)
-	var count [numClasses]float64
-	for _, y := range ys {
-		count[y]++
-	}
-	var classW [numClasses]float64
-	for k := range classW {
-		classW[k] = float64(len(ys)) / (numClasses * count[k])
-	}
+	classW := classWeights(ys)
 	grads := [][]float64{make([]float64, len(h.W)), make([]float64, len(h.B))}
 	for epoch := 0; epoch < opt.Epochs; epoch++ {
 		order := permutation(len(xs), src)
@@ -258,6 +258,7 @@ func fit(xs [][]float32, ys []int, opt TrainOptions, seed uint64) *Head {
 		}
 	}
 	h.remember(xs, ys, opt.Neighbours)
+	h.Words = fitWords(texts, ys, opt, seed^0x5751)
 	return h
 }
 

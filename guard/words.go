@@ -1,0 +1,191 @@
+package guard
+
+import (
+	"hash/fnv"
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/medassist/medassist/guard/internal/splitmix"
+)
+
+// wordBits is the size of the hashed word-feature space, 2^wordBits.
+const wordBits = 18
+
+// Words is the head's second reader: a linear softmax over the message's words and word pairs
+// (unigrams and bigrams of the normalised tokens, hashed), weighted tf-idf style (1 + ln tf, times
+// the feature's inverse document frequency in the corpus) and L2-normalised. The sentence encoder
+// reads English well and other languages poorly; words catch what it misses there ("que faire",
+// "mein Kind hat") and the wording that separates a question about a symptom from one happening now.
+// Only features seen in training are kept (the others have zero weight), sorted by id.
+type Words struct {
+	Docs  uint32    // training texts, for the idf of an unseen feature
+	IDs   []uint32  // feature ids seen in training, ascending
+	IDF   []float32 // inverse document frequency of each, ln((1+docs)/(1+df)) + 1
+	W     []float32 // weights, numClasses per feature
+	B     [numClasses]float32
+	index map[uint32]int // feature id → position, built on load
+}
+
+// wordCounts counts the hashed unigrams and bigrams of text.
+func wordCounts(text string) map[uint32]float64 {
+	d := analyze(text)
+	counts := map[uint32]float64{}
+	add := func(parts ...string) {
+		h := fnv.New32a()
+		for i, p := range parts {
+			if i > 0 {
+				_, _ = h.Write([]byte{' '})
+			}
+			_, _ = h.Write([]byte(p))
+		}
+		counts[h.Sum32()&(1<<wordBits-1)]++
+	}
+	for i, t := range d.toks {
+		add(t.text)
+		if i > 0 {
+			add(d.toks[i-1].text, t.text)
+		}
+	}
+	return counts
+}
+
+// sparse is a feature vector: positions into Words.IDs and their values.
+type sparse struct {
+	at  []int
+	val []float64
+}
+
+// vector is text's tf-idf vector over the known features, L2-normalised over all its features
+// (unseen ones count in the norm with the idf of a feature in no document, so an unfamiliar
+// message reads as less certain).
+func (w *Words) vector(text string) sparse {
+	unseen := math.Log(float64(1+w.Docs)) + 1
+	var v sparse
+	var norm float64
+	ids := make([]uint32, 0, 32)
+	counts := wordCounts(text)
+	for id := range counts {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids) // a fixed order: sums in the same order on every run
+	for _, id := range ids {
+		tf := 1 + math.Log(counts[id])
+		j, ok := w.index[id]
+		if !ok {
+			norm += tf * unseen * tf * unseen
+			continue
+		}
+		x := tf * float64(w.IDF[j])
+		norm += x * x
+		v.at, v.val = append(v.at, j), append(v.val, x)
+	}
+	if norm > 0 {
+		inv := 1 / math.Sqrt(norm)
+		for i := range v.val {
+			v.val[i] *= inv
+		}
+	}
+	return v
+}
+
+// Probs is the softmax of the words' linear scores for text.
+func (w *Words) Probs(text string) [numClasses]float64 {
+	return w.probs(w.vector(text))
+}
+
+func (w *Words) probs(v sparse) [numClasses]float64 {
+	var z [numClasses]float64
+	for k := range z {
+		z[k] = float64(w.B[k])
+	}
+	for i, j := range v.at {
+		for k := range z {
+			z[k] += float64(w.W[j*numClasses+k]) * v.val[i]
+		}
+	}
+	return softmax(z)
+}
+
+// buildIndex makes the feature id → position map.
+func (w *Words) buildIndex() {
+	w.index = make(map[uint32]int, len(w.IDs))
+	for j, id := range w.IDs {
+		w.index[id] = j
+	}
+}
+
+// fitWords trains the words' softmax by mini-batch Adam on the class-balanced cross-entropy, with
+// L2 weight decay on the weights (not the biases).
+func fitWords(texts []string, ys []int, opt TrainOptions, seed uint64) *Words {
+	df := map[uint32]int{}
+	counts := make([]map[uint32]float64, len(texts))
+	for i, t := range texts {
+		counts[i] = wordCounts(t)
+		for id := range counts[i] {
+			df[id]++
+		}
+	}
+	w := &Words{Docs: uint32(len(texts))}
+	for id := range df {
+		w.IDs = append(w.IDs, id)
+	}
+	sort.Slice(w.IDs, func(a, b int) bool { return w.IDs[a] < w.IDs[b] })
+	w.IDF = make([]float32, len(w.IDs))
+	for j, id := range w.IDs {
+		w.IDF[j] = float32(math.Log(float64(1+len(texts))/float64(1+df[id])) + 1)
+	}
+	w.W = make([]float32, len(w.IDs)*numClasses)
+	w.buildIndex()
+	xs := make([]sparse, len(texts))
+	for i, t := range texts {
+		xs[i] = w.vector(t)
+	}
+	classW := classWeights(ys)
+	src := splitmix.Source(seed)
+	params := [][]float32{w.W, w.B[:]}
+	ad := newAdam(params)
+	grads := [][]float64{make([]float64, len(w.W)), make([]float64, numClasses)}
+	for epoch := 0; epoch < opt.WordEpochs; epoch++ {
+		order := permutation(len(xs), src)
+		src.Next()
+		for start := 0; start < len(order); start += opt.Batch {
+			batch := order[start:min(start+opt.Batch, len(order))]
+			for _, g := range grads {
+				clear(g)
+			}
+			for _, i := range batch {
+				p := w.probs(xs[i])
+				weight := classW[ys[i]] / float64(len(batch))
+				for k := range p {
+					d := p[k] * weight
+					if k == ys[i] {
+						d -= weight
+					}
+					grads[1][k] += d
+					for n, j := range xs[i].at {
+						grads[0][j*numClasses+k] += d * xs[i].val[n]
+					}
+				}
+			}
+			for j, v := range w.W {
+				grads[0][j] += opt.WordL2 * float64(v)
+			}
+			ad.step(params, grads, opt.WordLearningRate)
+		}
+	}
+	return w
+}
+
+// classWeights are the class-balancing weights n / (classes × count of the class).
+func classWeights(ys []int) [numClasses]float64 {
+	var count [numClasses]float64
+	for _, y := range ys {
+		count[y]++
+	}
+	var cw [numClasses]float64
+	for k := range cw {
+		cw[k] = float64(len(ys)) / (numClasses * max(count[k], 1))
+	}
+	return cw
+}
