@@ -31,10 +31,11 @@ func classOf(label string) int {
 	return -1
 }
 
-// Head is the classifier: on the sentence embedding, the average of a linear softmax and a
-// nearest-neighbour vote over the training embeddings (kept as int8); on the words, a linear softmax
-// (Words); the two readings averaged into one distribution over emergency, medical and nonmedical,
-// with the two thresholds the training's cross-validation chose.
+// Head is the classifier. It reads a turn three ways: the sentence embedding (the average of a
+// linear softmax and a nearest-neighbour vote over the training embeddings, kept as int8), the
+// words and the character n-grams (Words, a linear softmax each); the stacker (Stack) turns the
+// three readings and the turn's shape into one distribution over emergency, medical and
+// nonmedical, decided with the two thresholds the training's cross-validation chose.
 type Head struct {
 	Dim    int
 	W, B   []float32 // numClasses×Dim, numClasses: the linear softmax
@@ -47,23 +48,26 @@ type Head struct {
 	// OffTopicThreshold: p(nonmedical) / (p(medical) + p(nonmedical)) at or above it makes a
 	// message that is not an emergency out of domain.
 	OffTopicThreshold float32
-	Words             *Words
+	Words, Chars      *Words
+	Stack             *Stack
 }
-
-// wordsShare is the words' share of the head's distribution, the embedding's being the rest (chosen
-// on the corpus' out-of-fold figures, GUARD.md "Training").
-const wordsShare = 0.5
 
 // Probs is the head's distribution over the classes for text and its embedding x.
 func (h *Head) Probs(text string, x []float32) [numClasses]float64 {
+	return h.Stack.probs(stackInput(h.readings(text, x), shapeOf(text)))
+}
+
+// readings are the head's three readings of text and its embedding x.
+func (h *Head) readings(text string, x []float32) [numReadings][numClasses]float64 {
+	var r [numReadings][numClasses]float64
 	lin := h.linear(toFloat64(x))
 	nn := h.neighbours(x)
-	w := h.Words.Probs(text)
-	var p [numClasses]float64
-	for k := range p {
-		p[k] = (1-wordsShare)*(lin[k]+nn[k])/2 + wordsShare*w[k]
+	for k := range lin {
+		r[readEmbedding][k] = (lin[k] + nn[k]) / 2
 	}
-	return p
+	r[readWords] = h.Words.Probs(text)
+	r[readChars] = h.Chars.Probs(text)
+	return r
 }
 
 // linear is the softmax of W·x + B.
@@ -196,25 +200,52 @@ func offTopic(p [numClasses]float64) float64 {
 // headMagic starts the head's file; the version after it changes with the layout.
 const (
 	headMagic   = "MAGH"
-	headVersion = 3
+	headVersion = 4
 )
 
 // MarshalBinary writes the head, little endian: magic, version, dim, classes, K, memory size,
-// thresholds, the linear weights and biases, the memory's labels, scales and int8 values, then the
-// words: training texts, feature count, feature ids, idfs, weights and biases.
+// thresholds, the linear weights and biases, the memory's labels, scales and int8 values; then the
+// word and the character readers, each: kind, training texts, feature count, feature ids, idfs,
+// weights and biases; then the stacker's weights and biases.
 func (h *Head) MarshalBinary() ([]byte, error) {
-	if h.Words == nil {
-		return nil, errors.New("guard head: no word reader")
+	if h.Words == nil || h.Chars == nil || h.Stack == nil {
+		return nil, errors.New("guard head: a reader or the stacker is missing")
 	}
 	var b bytes.Buffer
 	b.WriteString(headMagic)
 	hdr := []uint32{headVersion, uint32(h.Dim), numClasses, uint32(h.K), uint32(len(h.Labels))}
-	w := h.Words
-	for _, v := range []any{hdr, []float32{h.EmergencyThreshold, h.OffTopicThreshold}, h.W, h.B, h.Labels, h.Scales, h.Memory,
-		[]uint32{w.Docs, uint32(len(w.IDs))}, w.IDs, w.IDF, w.W, w.B[:]} {
+	parts := []any{hdr, []float32{h.EmergencyThreshold, h.OffTopicThreshold}, h.W, h.B, h.Labels, h.Scales, h.Memory}
+	for _, w := range []*Words{h.Words, h.Chars} {
+		kind := uint32(0)
+		if w.Chars {
+			kind = 1
+		}
+		parts = append(parts, []uint32{kind, w.Docs, uint32(len(w.IDs))}, w.IDs, w.IDF, w.W, w.B[:])
+	}
+	parts = append(parts, h.Stack.W[:], h.Stack.B[:])
+	for _, v := range parts {
 		_ = binary.Write(&b, binary.LittleEndian, v)
 	}
 	return b.Bytes(), nil
+}
+
+// readReader reads one reader written by MarshalBinary.
+func readReader(r *bytes.Reader) (*Words, error) {
+	var wh [3]uint32
+	if err := binary.Read(r, binary.LittleEndian, &wh); err != nil {
+		return nil, fmt.Errorf("guard head: truncated: %w", err)
+	}
+	if wh[0] > 1 || int64(wh[2])*(8+4*numClasses) > int64(r.Len()) {
+		return nil, fmt.Errorf("guard head: reader kind %d with %d features in %d bytes", wh[0], wh[2], r.Len())
+	}
+	w := &Words{Chars: wh[0] == 1, Docs: wh[1], IDs: make([]uint32, wh[2]), IDF: make([]float32, wh[2]), W: make([]float32, int(wh[2])*numClasses)}
+	for _, v := range []any{w.IDs, w.IDF, w.W, w.B[:]} {
+		if err := binary.Read(r, binary.LittleEndian, v); err != nil {
+			return nil, fmt.Errorf("guard head: truncated: %w", err)
+		}
+	}
+	w.buildIndex()
+	return w, nil
 }
 
 // UnmarshalBinary reads what MarshalBinary wrote.
@@ -243,21 +274,22 @@ func (h *Head) UnmarshalBinary(data []byte) error {
 		}
 	}
 	h.EmergencyThreshold, h.OffTopicThreshold = thr[0], thr[1]
-	var wh [2]uint32
-	if err := binary.Read(r, binary.LittleEndian, &wh); err != nil {
-		return fmt.Errorf("guard head: truncated: %w", err)
+	var err error
+	if h.Words, err = readReader(r); err != nil {
+		return err
 	}
-	if int64(wh[1])*(8+4*numClasses) > int64(r.Len()) {
-		return fmt.Errorf("guard head: %d word features do not fit in %d bytes", wh[1], r.Len())
+	if h.Chars, err = readReader(r); err != nil {
+		return err
 	}
-	w := &Words{Docs: wh[0], IDs: make([]uint32, wh[1]), IDF: make([]float32, wh[1]), W: make([]float32, int(wh[1])*numClasses)}
-	for _, v := range []any{w.IDs, w.IDF, w.W, w.B[:]} {
+	if h.Words.Chars || !h.Chars.Chars {
+		return errors.New("guard head: readers out of order; rebuild it with `medassist guard train`")
+	}
+	h.Stack = &Stack{}
+	for _, v := range []any{h.Stack.W[:], h.Stack.B[:]} {
 		if err := binary.Read(r, binary.LittleEndian, v); err != nil {
 			return fmt.Errorf("guard head: truncated: %w", err)
 		}
 	}
-	w.buildIndex()
-	h.Words = w
 	if r.Len() != 0 {
 		return fmt.Errorf("guard head: %d bytes after the weights", r.Len())
 	}

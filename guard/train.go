@@ -24,11 +24,15 @@ type TrainOptions struct {
 	// RefuseCost is how much worse refusing a health question is than answering an off-topic one;
 	// the off-topic threshold minimises the out-of-fold cost.
 	RefuseCost float64
-	// WordEpochs, WordLearningRate and WordL2 train the word reader (Words) as the three above
-	// train the embedding's linear part.
+	// WordEpochs, WordLearningRate and WordL2 train the word and character readers (Words) as the
+	// three above train the embedding's linear part.
 	WordEpochs       int
 	WordLearningRate float64
 	WordL2           float64
+	// StackSteps, StackLearningRate and StackL2 train the stacker (full-batch Adam steps).
+	StackSteps        int
+	StackLearningRate float64
+	StackL2           float64
 	// GroupCosine: examples this similar (embedding cosine, and any chain of such pairs) share a
 	// fold, so that a paraphrase in another fold does not flatter the cross-validation; 0 deals
 	// every example on its own.
@@ -38,7 +42,7 @@ type TrainOptions struct {
 // DefaultTrainOptions are the options of the committed head.
 var DefaultTrainOptions = TrainOptions{Neighbours: 3, Epochs: 40, Batch: 32, LearningRate: 0.003, L2: 1e-4,
 	Seed: 20261207, Folds: 5, EmergencyRecall: 0.99, RefuseCost: 1.5, GroupCosine: 0.9,
-	WordEpochs: 20, WordLearningRate: 0.01, WordL2: 1e-5}
+	WordEpochs: 20, WordLearningRate: 0.01, WordL2: 1e-5, StackSteps: 300, StackLearningRate: 0.05, StackL2: 1e-3}
 
 // CrossValidation reports the out-of-fold results that chose the thresholds.
 type CrossValidation struct {
@@ -48,8 +52,10 @@ type CrossValidation struct {
 	OffTopicThreshold  float64
 }
 
-// TrainHead trains the head on texts, their embeddings xs and classes ys: cross-validation first
-// (the thresholds come from the out-of-fold probabilities), then one model on everything.
+// TrainHead trains the head on texts, their embeddings xs and classes ys. The readers are
+// cross-validated first; the stacker learns from their out-of-fold readings, and is itself
+// cross-validated on them (same folds) for the out-of-fold probabilities the thresholds come from;
+// then the readers are trained on everything, and the stacker on all out-of-fold readings.
 func TrainHead(texts []string, xs [][]float32, ys []int, opt TrainOptions) (*Head, CrossValidation, error) {
 	if len(xs) != len(ys) || len(texts) != len(ys) || len(xs) == 0 {
 		return nil, CrossValidation{}, fmt.Errorf("guard train: %d texts, %d embeddings and %d labels", len(texts), len(xs), len(ys))
@@ -66,7 +72,7 @@ func TrainHead(texts []string, xs [][]float32, ys []int, opt TrainOptions) (*Hea
 			return nil, CrossValidation{}, fmt.Errorf("guard train: %d %s examples; need at least one per fold (%d)", n, ClassNames[k], opt.Folds)
 		}
 	}
-	oof := make([][numClasses]float64, len(xs))
+	readings := make([][numReadings][numClasses]float64, len(xs))
 	fold := foldsOf(groupsOf(xs, opt.GroupCosine), opt.Folds, opt.Seed)
 	for f := 0; f < opt.Folds; f++ {
 		var trT []string
@@ -80,7 +86,27 @@ func TrainHead(texts []string, xs [][]float32, ys []int, opt TrainOptions) (*Hea
 		h := fit(trT, trX, trY, opt, opt.Seed+uint64(f)+1)
 		for i := range xs {
 			if fold[i] == f {
-				oof[i] = h.Probs(texts[i], xs[i])
+				readings[i] = h.readings(texts[i], xs[i])
+			}
+		}
+	}
+	ins := make([][stackInputs]float64, len(xs))
+	for i := range ins {
+		ins[i] = stackInput(readings[i], shapeOf(texts[i]))
+	}
+	oof := make([][numClasses]float64, len(xs))
+	for f := 0; f < opt.Folds; f++ {
+		var trIn [][stackInputs]float64
+		var trY []int
+		for i := range ins {
+			if fold[i] != f {
+				trIn, trY = append(trIn, ins[i]), append(trY, ys[i])
+			}
+		}
+		st := fitStack(trIn, trY, opt)
+		for i := range ins {
+			if fold[i] == f {
+				oof[i] = st.probs(ins[i])
 			}
 		}
 	}
@@ -88,6 +114,7 @@ func TrainHead(texts []string, xs [][]float32, ys []int, opt TrainOptions) (*Hea
 	cv.EmergencyThreshold = emergencyThreshold(oof, ys, opt.EmergencyRecall)
 	cv.OffTopicThreshold = offTopicThreshold(oof, ys, cv.EmergencyThreshold, opt.RefuseCost)
 	h := fit(texts, xs, ys, opt, opt.Seed)
+	h.Stack = fitStack(ins, ys, opt)
 	h.EmergencyThreshold, h.OffTopicThreshold = float32(cv.EmergencyThreshold), float32(cv.OffTopicThreshold)
 	var right [numClasses]int
 	for i, p := range oof {
@@ -230,7 +257,8 @@ func offTopicThreshold(oof [][numClasses]float64, ys []int, emergThr, refuseCost
 }
 
 // fit trains the embedding's linear part by mini-batch Adam on the class-balanced softmax
-// cross-entropy, remembers xs for the neighbour vote and trains the word reader on texts.
+// cross-entropy, remembers xs for the neighbour vote and trains the word and character readers on
+// texts (the stacker is TrainHead's).
 func fit(texts []string, xs [][]float32, ys []int, opt TrainOptions, seed uint64) *Head {
 	dim := len(xs[0])
 	h := &Head{Dim: dim, W: make([]float32, numClasses*dim), B: make([]float32, numClasses)}
@@ -258,7 +286,8 @@ func fit(texts []string, xs [][]float32, ys []int, opt TrainOptions, seed uint64
 		}
 	}
 	h.remember(xs, ys, opt.Neighbours)
-	h.Words = fitWords(texts, ys, opt, seed^0x5751)
+	h.Words = fitWords(texts, ys, false, opt, seed^0x5751)
+	h.Chars = fitWords(texts, ys, true, opt, seed^0xc4a5)
 	return h
 }
 

@@ -17,8 +17,11 @@ const wordBits = 18
 // the feature's inverse document frequency in the corpus) and L2-normalised. The sentence encoder
 // reads English well and other languages poorly; words catch what it misses there ("que faire",
 // "mein Kind hat") and the wording that separates a question about a symptom from one happening now.
-// Only features seen in training are kept (the others have zero weight), sorted by id.
+// Only features seen in training are kept (the others have zero weight), sorted by id. With Chars
+// set, the features are instead the character 2- to 5-grams of each token (padded with a space on
+// both sides), which also match inflections and misspellings.
 type Words struct {
+	Chars bool
 	Docs  uint32    // training texts, for the idf of an unseen feature
 	IDs   []uint32  // feature ids seen in training, ascending
 	IDF   []float32 // inverse document frequency of each, ln((1+docs)/(1+df)) + 1
@@ -27,8 +30,9 @@ type Words struct {
 	index map[uint32]int // feature id → position, built on load
 }
 
-// wordCounts counts the hashed unigrams and bigrams of text.
-func wordCounts(text string) map[uint32]float64 {
+// featureCounts counts text's hashed features: word unigrams and bigrams, or (chars) the character
+// n-grams of its tokens.
+func featureCounts(text string, chars bool) map[uint32]float64 {
 	d := analyze(text)
 	counts := map[uint32]float64{}
 	add := func(parts ...string) {
@@ -40,6 +44,17 @@ func wordCounts(text string) map[uint32]float64 {
 			_, _ = h.Write([]byte(p))
 		}
 		counts[h.Sum32()&(1<<wordBits-1)]++
+	}
+	if chars {
+		for _, t := range d.toks {
+			r := []rune(" " + t.text + " ")
+			for n := 2; n <= 5; n++ {
+				for i := 0; i+n <= len(r); i++ {
+					add(string(r[i : i+n]))
+				}
+			}
+		}
+		return counts
 	}
 	for i, t := range d.toks {
 		add(t.text)
@@ -64,7 +79,7 @@ func (w *Words) vector(text string) sparse {
 	var v sparse
 	var norm float64
 	ids := make([]uint32, 0, 32)
-	counts := wordCounts(text)
+	counts := featureCounts(text, w.Chars)
 	for id := range counts {
 		ids = append(ids, id)
 	}
@@ -117,16 +132,14 @@ func (w *Words) buildIndex() {
 
 // fitWords trains the words' softmax by mini-batch Adam on the class-balanced cross-entropy, with
 // L2 weight decay on the weights (not the biases).
-func fitWords(texts []string, ys []int, opt TrainOptions, seed uint64) *Words {
+func fitWords(texts []string, ys []int, chars bool, opt TrainOptions, seed uint64) *Words {
 	df := map[uint32]int{}
-	counts := make([]map[uint32]float64, len(texts))
-	for i, t := range texts {
-		counts[i] = wordCounts(t)
-		for id := range counts[i] {
+	for _, t := range texts {
+		for id := range featureCounts(t, chars) {
 			df[id]++
 		}
 	}
-	w := &Words{Docs: uint32(len(texts))}
+	w := &Words{Chars: chars, Docs: uint32(len(texts))}
 	for id := range df {
 		w.IDs = append(w.IDs, id)
 	}
