@@ -80,33 +80,13 @@ func (s *Stack) probs(in [stackInputs]float64) [numClasses]float64 {
 // L2 weight decay on the weights; it starts from zeros, so it needs no seed.
 func fitStack(ins [][stackInputs]float64, ys []int, opt TrainOptions) *Stack {
 	s := &Stack{}
-	params := [][]float32{s.W[:], s.B[:]}
-	ad := newAdam(params)
-	classW := classWeights(ys)
-	grads := [][]float64{make([]float64, len(s.W)), make([]float64, numClasses)}
-	for it := 0; it < opt.StackSteps; it++ {
-		for _, g := range grads {
-			clear(g)
-		}
-		for i, in := range ins {
-			p := s.probs(in)
-			weight := classW[ys[i]] / float64(len(ins))
-			for k := range p {
-				d := p[k] * weight
-				if k == ys[i] {
-					d -= weight
-				}
-				grads[1][k] += d
-				row := grads[0][k*stackInputs : (k+1)*stackInputs]
-				for j, x := range in {
-					row[j] += d * x
-				}
+	softmaxFit{W: s.W[:], B: s.B[:], Epochs: opt.StackSteps, LearningRate: opt.StackLearningRate, L2: opt.StackL2}.run(ys, nil,
+		func(i int) [numClasses]float64 { return s.probs(ins[i]) },
+		func(i, k int, d float64, gw []float64) {
+			row := gw[k*stackInputs : (k+1)*stackInputs]
+			for j, x := range ins[i] {
+				row[j] += d * x
 			}
-		}
-		for j, w := range s.W {
-			grads[0][j] += opt.StackL2 * float64(w)
-		}
-		ad.step(params, grads, opt.StackLearningRate)
-	}
+		})
 	return s
 }

@@ -264,27 +264,18 @@ func fit(texts []string, xs [][]float32, ys []int, opt TrainOptions, seed uint64
 	h := &Head{Dim: dim, W: make([]float32, numClasses*dim), B: make([]float32, numClasses)}
 	src := splitmix.Source(seed)
 	initWeights(h.W, dim, &src)
-	params := [][]float32{h.W, h.B}
-	ad := newAdam(params)
-	classW := classWeights(ys)
-	grads := [][]float64{make([]float64, len(h.W)), make([]float64, len(h.B))}
-	for epoch := 0; epoch < opt.Epochs; epoch++ {
-		order := permutation(len(xs), src)
-		src.Next()
-		for start := 0; start < len(order); start += opt.Batch {
-			batch := order[start:min(start+opt.Batch, len(order))]
-			for _, g := range grads {
-				clear(g)
-			}
-			for _, i := range batch {
-				h.gradient(xs[i], ys[i], classW[ys[i]]/float64(len(batch)), grads)
-			}
-			for j, w := range h.W {
-				grads[0][j] += opt.L2 * float64(w)
-			}
-			ad.step(params, grads, opt.LearningRate)
-		}
+	in := make([][]float64, len(xs))
+	for i, x := range xs {
+		in[i] = toFloat64(x)
 	}
+	softmaxFit{W: h.W, B: h.B, Epochs: opt.Epochs, Batch: opt.Batch, LearningRate: opt.LearningRate, L2: opt.L2}.run(ys, &src,
+		func(i int) [numClasses]float64 { return h.linear(in[i]) },
+		func(i, k int, d float64, gw []float64) {
+			row := gw[k*h.Dim : (k+1)*h.Dim]
+			for j, v := range in[i] {
+				row[j] += d * v
+			}
+		})
 	h.remember(xs, ys, opt.Neighbours)
 	h.Words = fitWords(texts, ys, false, opt, seed^0x5751)
 	h.Chars = fitWords(texts, ys, true, opt, seed^0xc4a5)
@@ -300,19 +291,60 @@ func initWeights(w []float32, fanIn int, src *splitmix.Source) {
 	}
 }
 
-// gradient adds the gradient of weight × cross-entropy of the linear part for one example.
-func (h *Head) gradient(x []float32, y int, weight float64, grads [][]float64) {
-	in := toFloat64(x)
-	p := h.linear(in)
-	for k := range p {
-		d := p[k] * weight
-		if k == y {
-			d -= weight
+// softmaxFit trains a linear softmax (weights W, biases B) by Adam on the class-balanced
+// cross-entropy, with L2 decay on W (not B): Epochs passes over the examples in batches of Batch, in
+// orders drawn from src; with Batch ≤ 0, Epochs full-batch steps over the examples in order.
+type softmaxFit struct {
+	W, B         []float32
+	Epochs       int
+	Batch        int
+	LearningRate float64
+	L2           float64
+}
+
+// run trains on the examples 0..len(ys)-1: probs gives example i's distribution under the current
+// weights and addInputs adds d × (example i's inputs) into the gradient of W's row k.
+func (f softmaxFit) run(ys []int, src *splitmix.Source, probs func(i int) [numClasses]float64, addInputs func(i, k int, d float64, gw []float64)) {
+	params := [][]float32{f.W, f.B}
+	ad := newAdam(params)
+	classW := classWeights(ys)
+	grads := [][]float64{make([]float64, len(f.W)), make([]float64, len(f.B))}
+	step := func(batch []int) {
+		for _, g := range grads {
+			clear(g)
 		}
-		grads[1][k] += d
-		row := grads[0][k*h.Dim : (k+1)*h.Dim]
-		for i, v := range in {
-			row[i] += d * v
+		for _, i := range batch {
+			p := probs(i)
+			weight := classW[ys[i]] / float64(len(batch))
+			for k := range p {
+				d := p[k] * weight
+				if k == ys[i] {
+					d -= weight
+				}
+				grads[1][k] += d
+				addInputs(i, k, d, grads[0])
+			}
+		}
+		for j, w := range f.W {
+			grads[0][j] += f.L2 * float64(w)
+		}
+		ad.step(params, grads, f.LearningRate)
+	}
+	if f.Batch <= 0 {
+		all := make([]int, len(ys))
+		for i := range all {
+			all[i] = i
+		}
+		for range f.Epochs {
+			step(all)
+		}
+		return
+	}
+	for range f.Epochs {
+		order := permutation(len(ys), *src)
+		src.Next()
+		for start := 0; start < len(order); start += f.Batch {
+			step(order[start:min(start+f.Batch, len(order))])
 		}
 	}
 }

@@ -154,39 +154,14 @@ func fitWords(texts []string, ys []int, chars bool, opt TrainOptions, seed uint6
 	for i, t := range texts {
 		xs[i] = w.vector(t)
 	}
-	classW := classWeights(ys)
 	src := splitmix.Source(seed)
-	params := [][]float32{w.W, w.B[:]}
-	ad := newAdam(params)
-	grads := [][]float64{make([]float64, len(w.W)), make([]float64, numClasses)}
-	for epoch := 0; epoch < opt.WordEpochs; epoch++ {
-		order := permutation(len(xs), src)
-		src.Next()
-		for start := 0; start < len(order); start += opt.Batch {
-			batch := order[start:min(start+opt.Batch, len(order))]
-			for _, g := range grads {
-				clear(g)
+	softmaxFit{W: w.W, B: w.B[:], Epochs: opt.WordEpochs, Batch: opt.Batch, LearningRate: opt.WordLearningRate, L2: opt.WordL2}.run(ys, &src,
+		func(i int) [numClasses]float64 { return w.probs(xs[i]) },
+		func(i, k int, d float64, gw []float64) {
+			for n, j := range xs[i].at {
+				gw[j*numClasses+k] += d * xs[i].val[n]
 			}
-			for _, i := range batch {
-				p := w.probs(xs[i])
-				weight := classW[ys[i]] / float64(len(batch))
-				for k := range p {
-					d := p[k] * weight
-					if k == ys[i] {
-						d -= weight
-					}
-					grads[1][k] += d
-					for n, j := range xs[i].at {
-						grads[0][j*numClasses+k] += d * xs[i].val[n]
-					}
-				}
-			}
-			for j, v := range w.W {
-				grads[0][j] += opt.WordL2 * float64(v)
-			}
-			ad.step(params, grads, opt.WordLearningRate)
-		}
-	}
+		})
 	return w
 }
 
