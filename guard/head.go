@@ -65,8 +65,9 @@ func (h *Head) readings(text string, x []float32) [numReadings][numClasses]float
 	for k := range lin {
 		r[readEmbedding][k] = (lin[k] + nn[k]) / 2
 	}
-	r[readWords] = h.Words.Probs(text)
-	r[readChars] = h.Chars.Probs(text)
+	toks := analyze(text).toks
+	r[readWords] = h.Words.Probs(toks)
+	r[readChars] = h.Chars.Probs(toks)
 	return r
 }
 

@@ -99,8 +99,8 @@ func corpusItems(t testing.TB) []Item {
 // frozenSplits are the frozen test splits, oldest first: v1 was measured once and is spent; v2 was
 // written before the head that it measures; v3 was written after that head was frozen, by someone who
 // had not seen the corpus, the rules or the other splits; v4, v5 and v6 likewise, v4 committed before
-// any change to the v3 head, v5 and v6 before any run of the head each measures. Only the shape and overlap tests read them here (their results are
-// measured by `medassist guard eval`, never tuned on).
+// any change to the v3 head, v5 and v6 before any run of the head each measures. Only the shape and
+// overlap tests read them here (their results are measured by `medassist guard eval`, never tuned on).
 var frozenSplits = []string{"test_frozen.jsonl", "test_frozen_v2.jsonl", "test_frozen_v3.jsonl", "test_frozen_v4.jsonl", "test_frozen_v5.jsonl", "test_frozen_v6.jsonl"}
 
 // frozenTestSplit is one frozen test split of testdata/guard.

@@ -277,8 +277,12 @@ func fit(texts []string, xs [][]float32, ys []int, opt TrainOptions, seed uint64
 			}
 		})
 	h.remember(xs, ys, opt.Neighbours)
-	h.Words = fitWords(texts, ys, false, opt, seed^0x5751)
-	h.Chars = fitWords(texts, ys, true, opt, seed^0xc4a5)
+	toks := make([][]token, len(texts))
+	for i, t := range texts {
+		toks[i] = analyze(t).toks
+	}
+	h.Words = fitWords(toks, ys, false, opt, seed^0x5751)
+	h.Chars = fitWords(toks, ys, true, opt, seed^0xc4a5)
 	return h
 }
 

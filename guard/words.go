@@ -4,7 +4,6 @@ import (
 	"hash/fnv"
 	"math"
 	"slices"
-	"sort"
 
 	"github.com/medassist/medassist/guard/internal/splitmix"
 )
@@ -30,10 +29,9 @@ type Words struct {
 	index map[uint32]int // feature id → position, built on load
 }
 
-// featureCounts counts text's hashed features: word unigrams and bigrams, or (chars) the character
-// n-grams of its tokens.
-func featureCounts(text string, chars bool) map[uint32]float64 {
-	d := analyze(text)
+// featureCounts counts the hashed features of a text's tokens (analyze): word unigrams and bigrams,
+// or (chars) the character n-grams of each token.
+func featureCounts(toks []token, chars bool) map[uint32]float64 {
 	counts := map[uint32]float64{}
 	add := func(parts ...string) {
 		h := fnv.New32a()
@@ -46,7 +44,7 @@ func featureCounts(text string, chars bool) map[uint32]float64 {
 		counts[h.Sum32()&(1<<wordBits-1)]++
 	}
 	if chars {
-		for _, t := range d.toks {
+		for _, t := range toks {
 			r := []rune(" " + t.text + " ")
 			for n := 2; n <= 5; n++ {
 				for i := 0; i+n <= len(r); i++ {
@@ -56,10 +54,10 @@ func featureCounts(text string, chars bool) map[uint32]float64 {
 		}
 		return counts
 	}
-	for i, t := range d.toks {
+	for i, t := range toks {
 		add(t.text)
 		if i > 0 {
-			add(d.toks[i-1].text, t.text)
+			add(toks[i-1].text, t.text)
 		}
 	}
 	return counts
@@ -71,15 +69,14 @@ type sparse struct {
 	val []float64
 }
 
-// vector is text's tf-idf vector over the known features, L2-normalised over all its features
-// (unseen ones count in the norm with the idf of a feature in no document, so an unfamiliar
-// message reads as less certain).
-func (w *Words) vector(text string) sparse {
+// vector is the tf-idf vector of a text's feature counts over the known features, L2-normalised
+// over all its features (unseen ones count in the norm with the idf of a feature in no document, so
+// an unfamiliar message reads as less certain).
+func (w *Words) vector(counts map[uint32]float64) sparse {
 	unseen := math.Log(float64(1+w.Docs)) + 1
 	var v sparse
 	var norm float64
-	ids := make([]uint32, 0, 32)
-	counts := featureCounts(text, w.Chars)
+	ids := make([]uint32, 0, len(counts))
 	for id := range counts {
 		ids = append(ids, id)
 	}
@@ -104,9 +101,9 @@ func (w *Words) vector(text string) sparse {
 	return v
 }
 
-// Probs is the softmax of the words' linear scores for text.
-func (w *Words) Probs(text string) [numClasses]float64 {
-	return w.probs(w.vector(text))
+// Probs is the softmax of the reader's linear scores for a text's tokens (analyze).
+func (w *Words) Probs(toks []token) [numClasses]float64 {
+	return w.probs(w.vector(featureCounts(toks, w.Chars)))
 }
 
 func (w *Words) probs(v sparse) [numClasses]float64 {
@@ -130,29 +127,31 @@ func (w *Words) buildIndex() {
 	}
 }
 
-// fitWords trains the words' softmax by mini-batch Adam on the class-balanced cross-entropy, with
-// L2 weight decay on the weights (not the biases).
-func fitWords(texts []string, ys []int, chars bool, opt TrainOptions, seed uint64) *Words {
+// fitWords trains the reader's softmax on the texts' tokens (analyze) by mini-batch Adam on the
+// class-balanced cross-entropy, with L2 weight decay on the weights (not the biases).
+func fitWords(toks [][]token, ys []int, chars bool, opt TrainOptions, seed uint64) *Words {
+	counts := make([]map[uint32]float64, len(toks))
 	df := map[uint32]int{}
-	for _, t := range texts {
-		for id := range featureCounts(t, chars) {
+	for i, t := range toks {
+		counts[i] = featureCounts(t, chars)
+		for id := range counts[i] {
 			df[id]++
 		}
 	}
-	w := &Words{Chars: chars, Docs: uint32(len(texts))}
+	w := &Words{Chars: chars, Docs: uint32(len(toks))}
 	for id := range df {
 		w.IDs = append(w.IDs, id)
 	}
-	sort.Slice(w.IDs, func(a, b int) bool { return w.IDs[a] < w.IDs[b] })
+	slices.Sort(w.IDs)
 	w.IDF = make([]float32, len(w.IDs))
 	for j, id := range w.IDs {
-		w.IDF[j] = float32(math.Log(float64(1+len(texts))/float64(1+df[id])) + 1)
+		w.IDF[j] = float32(math.Log(float64(1+len(toks))/float64(1+df[id])) + 1)
 	}
 	w.W = make([]float32, len(w.IDs)*numClasses)
 	w.buildIndex()
-	xs := make([]sparse, len(texts))
-	for i, t := range texts {
-		xs[i] = w.vector(t)
+	xs := make([]sparse, len(toks))
+	for i := range toks {
+		xs[i] = w.vector(counts[i])
 	}
 	src := splitmix.Source(seed)
 	softmaxFit{W: w.W, B: w.B[:], Epochs: opt.WordEpochs, Batch: opt.Batch, LearningRate: opt.WordLearningRate, L2: opt.WordL2}.run(ys, &src,
