@@ -41,7 +41,7 @@ type TrainOptions struct {
 
 // DefaultTrainOptions are the options of the committed head.
 var DefaultTrainOptions = TrainOptions{Neighbours: 3, Epochs: 40, Batch: 32, LearningRate: 0.003, L2: 1e-4,
-	Seed: 20261207, Folds: 5, EmergencyRecall: 0.99, RefuseCost: 1.5, GroupCosine: 0.9,
+	Seed: 20261207, Folds: 5, EmergencyRecall: 0.985, RefuseCost: 2.0, GroupCosine: 0.9,
 	WordEpochs: 20, WordLearningRate: 0.01, WordL2: 1e-5, StackSteps: 300, StackLearningRate: 0.05, StackL2: 1e-3}
 
 // CrossValidation reports the out-of-fold results that chose the thresholds.
