@@ -101,7 +101,7 @@ func corpusItems(t testing.TB) []Item {
 // had not seen the corpus, the rules or the other splits; v4, v5 and v6 likewise, v4 committed before
 // any change to the v3 head, v5 and v6 before any run of the head each measures. Only the shape and
 // overlap tests read them here (their results are measured by `medassist guard eval`, never tuned on).
-var frozenSplits = []string{"test_frozen.jsonl", "test_frozen_v2.jsonl", "test_frozen_v3.jsonl", "test_frozen_v4.jsonl", "test_frozen_v5.jsonl", "test_frozen_v6.jsonl", "test_frozen_v7.jsonl", "test_frozen_v8.jsonl"}
+var frozenSplits = []string{"test_frozen.jsonl", "test_frozen_v2.jsonl", "test_frozen_v3.jsonl", "test_frozen_v4.jsonl", "test_frozen_v5.jsonl", "test_frozen_v6.jsonl", "test_frozen_v7.jsonl", "test_frozen_v8.jsonl", "test_frozen_v9.jsonl"}
 
 // frozenTestSplit is one frozen test split of testdata/guard.
 func frozenTestSplit(t testing.TB, name string) []Item {
