@@ -98,8 +98,9 @@ func corpusItems(t testing.TB) []Item {
 
 // frozenSplits are the frozen test splits, oldest first: v1 was measured once and is spent; v2 was
 // written before the head that it measures; v3 was written after that head was frozen, by someone who
-// had not seen the corpus, the rules or the other splits; v4, v5 and v6 likewise, v4 committed before
-// any change to the v3 head, v5 and v6 before any run of the head each measures. Only the shape and
+// had not seen the corpus, the rules or the other splits; v4 to v9 likewise, v4 committed before
+// any change to the v3 head, v5 to v9 before any run of the head each measures (v7 and v8 side by
+// side, by two writers). Only the shape and
 // overlap tests read them here (their results are measured by `medassist guard eval`, never tuned on).
 var frozenSplits = []string{"test_frozen.jsonl", "test_frozen_v2.jsonl", "test_frozen_v3.jsonl", "test_frozen_v4.jsonl", "test_frozen_v5.jsonl", "test_frozen_v6.jsonl", "test_frozen_v7.jsonl", "test_frozen_v8.jsonl", "test_frozen_v9.jsonl"}
 
