@@ -75,19 +75,10 @@ func TrainHead(texts []string, xs [][]float32, ys []int, opt TrainOptions) (*Hea
 	readings := make([][numReadings][numClasses]float64, len(xs))
 	fold := foldsOf(groupsOf(xs, opt.GroupCosine), opt.Folds, opt.Seed)
 	for f := 0; f < opt.Folds; f++ {
-		var trT []string
-		var trX [][]float32
-		var trY []int
-		for i := range xs {
-			if fold[i] != f {
-				trT, trX, trY = append(trT, texts[i]), append(trX, xs[i]), append(trY, ys[i])
-			}
-		}
-		h := fit(trT, trX, trY, opt, opt.Seed+uint64(f)+1)
-		for i := range xs {
-			if fold[i] == f {
-				readings[i] = h.readings(texts[i], xs[i])
-			}
+		tr, held := foldSplit(fold, f)
+		h := fit(pick(texts, tr), pick(xs, tr), pick(ys, tr), opt, opt.Seed+uint64(f)+1)
+		for _, i := range held {
+			readings[i] = h.readings(texts[i], xs[i])
 		}
 	}
 	ins := make([][stackInputs]float64, len(xs))
@@ -96,18 +87,10 @@ func TrainHead(texts []string, xs [][]float32, ys []int, opt TrainOptions) (*Hea
 	}
 	oof := make([][numClasses]float64, len(xs))
 	for f := 0; f < opt.Folds; f++ {
-		var trIn [][stackInputs]float64
-		var trY []int
-		for i := range ins {
-			if fold[i] != f {
-				trIn, trY = append(trIn, ins[i]), append(trY, ys[i])
-			}
-		}
-		st := fitStack(trIn, trY, opt)
-		for i := range ins {
-			if fold[i] == f {
-				oof[i] = st.probs(ins[i])
-			}
+		tr, held := foldSplit(fold, f)
+		st := fitStack(pick(ins, tr), pick(ys, tr), opt)
+		for _, i := range held {
+			oof[i] = st.probs(ins[i])
 		}
 	}
 	cv := CrossValidation{Examples: len(xs)}
@@ -126,6 +109,27 @@ func TrainHead(texts []string, xs [][]float32, ys []int, opt TrainOptions) (*Hea
 		cv.Recall[k] = float64(right[k]) / float64(count[k])
 	}
 	return h, cv, nil
+}
+
+// foldSplit returns, in order, the examples outside fold f (to train on) and those in it (to read).
+func foldSplit(fold []int, f int) (train, held []int) {
+	for i, g := range fold {
+		if g == f {
+			held = append(held, i)
+		} else {
+			train = append(train, i)
+		}
+	}
+	return train, held
+}
+
+// pick returns the elements of s at the indices idx, in that order.
+func pick[T any](s []T, idx []int) []T {
+	out := make([]T, len(idx))
+	for j, i := range idx {
+		out[j] = s[i]
+	}
+	return out
 }
 
 // groupsOf numbers the groups of near paraphrases: examples whose embeddings have a cosine of at
