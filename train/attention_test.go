@@ -69,14 +69,14 @@ func TestChunkedAttentionMatchesOneBlock(t *testing.T) {
 	oneLogits, oneGrads := run(math.MaxInt32)
 
 	// Sums over fewer keys round differently: the tolerance is relative to the largest logit.
-	if d, m := maxAbsDiff(blockedLogits, oneLogits), maxAbs(oneLogits); m == 0 || d > 1e-5*m {
+	if d, m := testutil.MaxAbsDiff(blockedLogits, oneLogits), maxAbs(oneLogits); m == 0 || d > 1e-5*m {
 		t.Errorf("logits of blocked attention differ from one block by up to %g (largest logit %g)", d, m)
 	} else {
 		t.Logf("logits: max |Δ| %.2g, largest logit %.3g, %d values", d, m, len(oneLogits))
 	}
 	worst, scale := 0.0, 0.0
 	for name, g := range oneGrads {
-		worst = math.Max(worst, maxAbsDiff(blockedGrads[name], g))
+		worst = math.Max(worst, testutil.MaxAbsDiff(blockedGrads[name], g))
 		scale = math.Max(scale, maxAbs(g))
 	}
 	if scale == 0 || worst > 1e-5*scale {
@@ -84,17 +84,6 @@ func TestChunkedAttentionMatchesOneBlock(t *testing.T) {
 	} else {
 		t.Logf("gradients: max |Δ| %.2g, largest gradient %.2g, %d tensors", worst, scale, len(oneGrads))
 	}
-}
-
-func maxAbsDiff(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	worst := 0.0
-	for i := range a {
-		worst = math.Max(worst, math.Abs(float64(a[i]-b[i])))
-	}
-	return worst
 }
 
 func maxAbs(a []float32) float64 {

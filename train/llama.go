@@ -100,7 +100,7 @@ func (m *Llama) Hidden(ids *Node, cache *KVCache) (*Node, *KVCache) {
 	var at *attend
 	switch {
 	case cache == nil:
-		at = newAttend(ids.Graph(), m.Config, b, s)
+		at = &attend{rope: newRope(m.Config, s)}
 	case b != 1:
 		panic("Llama.Hidden: a KV cache holds one sequence; ids must be [1, seq]")
 	default:
@@ -132,7 +132,7 @@ func (l *Layer) Forward(x *Node, at *layerAttend, eps float64) *Node {
 // updated entries.
 type attend struct {
 	rope    *rope
-	mask    *Node // [batch·kvHeads, group·seq, keys]; nil: chunkedCausal makes its own per block
+	mask    *Node // with a cache: [kvHeads, group·seq, capacity]; without, chunkedCausal makes one per block
 	cache   *KVCache
 	written []*Node // each layer's [2, kvHeads, capacity, headDim] after the pass
 }
@@ -144,15 +144,6 @@ type layerAttend struct {
 }
 
 func (a *attend) layer(i int) *layerAttend { return &layerAttend{attend: a, i: i} }
-
-func newAttend(g *Graph, cfg *model.Config, b, s int) *attend {
-	at := &attend{rope: newRope(cfg, s)}
-	if s <= attnChunk {
-		kv := cfg.NumKeyValueHeads
-		at.mask = causalMask(Const(g, int32(0)), b*kv, cfg.NumAttentionHeads/kv, s, s)
-	}
-	return at
-}
 
 // newCachedAttend places s new tokens at positions cache.Pos..: a query at position p sees the keys
 // at positions ≤ p, cached or new.
@@ -216,11 +207,10 @@ func (sa *SelfAttention) Forward(x *Node, at *layerAttend) *Node {
 	// The 1/√d scale is applied to q (g·s·d values) rather than to the scores (g·s·keys).
 	qf := MulScalar(Reshape(q, b*kv, g*s, d), 1/math.Sqrt(float64(d)))
 	var out *Node // [b·kv, g·s, d]
-	if at.mask == nil {
+	if at.cache == nil {
 		out = chunkedCausal(qf, keys, vals, g)
 	} else {
-		scores := Add(batchedMatMulT(qf, keys), at.mask) // [b·kv, g·s, keys]
-		out = batchedMatMul(softmax(scores), vals)
+		out = attention(qf, keys, vals, at.mask)
 	}
 	out = TransposeAllAxes(Reshape(out, b, kv, g, s, d), 0, 3, 1, 2, 4) // [b, s, kv, g, d]
 	return sa.Output.Forward(Reshape(out, b, s, sa.NumHeads*d))
@@ -249,13 +239,22 @@ func chunkedCausal(q, keys, vals *Node, group int) *Node {
 	for lo := 0; lo < s; lo += attnChunk {
 		hi := min(lo+attnChunk, s)
 		n := hi - lo
-		qc := Reshape(Slice(q4, AxisRange(), AxisRange(), AxisRange(lo, hi)), rows, group*n, d)
-		kc := Slice(keys, AxisRange(), AxisRange(0, hi))
-		vc := Slice(vals, AxisRange(), AxisRange(0, hi))
-		p := softmax(Add(batchedMatMulT(qc, kc), causalMask(Const(g, int32(lo)), rows, group, n, hi)))
-		outs = append(outs, Reshape(batchedMatMul(p, vc), rows, group, n, d))
+		qc, kc, vc := q, keys, vals // a single block is the whole sequence
+		if n < s {
+			qc = Reshape(Slice(q4, AxisRange(), AxisRange(), AxisRange(lo, hi)), rows, group*n, d)
+			kc = Slice(keys, AxisRange(), AxisRange(0, hi))
+			vc = Slice(vals, AxisRange(), AxisRange(0, hi))
+		}
+		out := attention(qc, kc, vc, causalMask(Const(g, int32(lo)), rows, group, n, hi))
+		outs = append(outs, Reshape(out, rows, group, n, d))
 	}
 	return Reshape(Concatenate(outs, 2), rows, group*s, d)
+}
+
+// attention is softmax(q·keysᵀ + mask)·vals: q [rows, m, d], keys and vals [rows, keys, d], mask
+// [rows, m, keys] → [rows, m, d].
+func attention(q, keys, vals, mask *Node) *Node {
+	return batchedMatMul(softmax(Add(batchedMatMulT(q, keys), mask)), vals)
 }
 
 // causalMask is the additive mask of the attention scores [rows, group·n, keys] of n query positions
